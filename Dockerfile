@@ -1,0 +1,14 @@
+# One image for the listener, the workers, migrations and Flower. Workers also need Claude Code itself.
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm git \
+    && npm install -g @anthropic-ai/claude-code \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md celeryconfig.py ./
+COPY claude_signal ./claude_signal
+COPY tasks ./tasks
+RUN pip install --no-cache-dir '.[flower]'
+RUN useradd --create-home claude
+USER claude
+ENV CLAUDE_SIGNAL_HOME=/home/claude/.claude-signal
+CMD ["claude-signal", "worker"]

@@ -1,0 +1,70 @@
+"""Celery settings for claude-signal, and nothing else. Values that vary per machine come from
+``CLAUDE_SIGNAL_*`` (see :mod:`claude_signal.config`); the reasons for each are in
+``../shared/reference/celery-reliability.md``.
+"""
+
+from kombu import Exchange, Queue
+
+from claude_signal.config import get_settings
+from claude_signal.wakeups import SHARED_QUEUE, host_queue
+
+_settings = get_settings()
+_visibility = _settings.effective_visibility_timeout
+_transport = {
+    # A message taken by a worker that dies is handed out again after this long. It must exceed the longest
+    # task that holds its message (a turn), or a live turn would be delivered twice.
+    "visibility_timeout": _visibility,
+    # kombu scans for such messages every interval × throttle seconds (default 10 × 10); make the scan cheap
+    # and frequent so recovery is bounded by the timeout, not by the scan.
+    "unacked_restore_interval": _settings.unacked_restore_interval,
+    "unacked_restore_throttle": 1,
+    "socket_keepalive": True,
+    "socket_timeout": 30,
+    "socket_connect_timeout": 5,
+    "retry_on_timeout": True,
+}
+
+broker_url = _settings.resolved_broker_url
+broker_transport_options = _transport
+broker_connection_retry_on_startup = True
+broker_connection_max_retries = None
+visibility_timeout = _visibility
+
+# No result backend: the database holds every outcome, Flower shows task states from events.
+task_ignore_result = True
+result_backend = None
+
+# At least once: a task's message is acknowledged only after it returns, and requeued if its pool process
+# dies. Every task is idempotent against the database, so a second delivery does nothing twice.
+task_acks_late = True
+task_reject_on_worker_lost = True
+task_acks_on_failure = True
+worker_prefetch_multiplier = 1
+task_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+# Flower: task events from workers, and "sent" events from publishers (the listener) so a message waiting
+# in a queue is visible too.
+worker_send_task_events = True
+task_send_sent_event = True
+task_track_started = True
+
+# Routing: commands, replies and recovery on the shared queue; work that needs a machine on its host queue.
+_default_exchange = Exchange("claude-signal", type="direct")
+task_default_queue = SHARED_QUEUE
+task_default_exchange = _default_exchange.name
+task_default_routing_key = SHARED_QUEUE
+task_create_missing_queues = True
+task_queues = (
+    Queue(SHARED_QUEUE, _default_exchange, routing_key=SHARED_QUEUE),
+    Queue(host_queue(_settings.host), _default_exchange, routing_key=host_queue(_settings.host)),
+)
+task_routes = {
+    "command.*": {"queue": SHARED_QUEUE},
+    "outbox.*": {"queue": SHARED_QUEUE},
+}
+
+worker_hijack_root_logger = False
+worker_cancel_long_running_tasks_on_connection_loss = False

@@ -1,0 +1,103 @@
+"""``claude-signal``: the one command a person runs. Subcommands stay thin and call into the package.
+
+Any configuration problem stops the program with one line naming the setting (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from claude_signal.config import ConfigError, Settings, get_settings
+
+
+def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    from claude_signal.db.migrate import upgrade
+
+    upgrade(settings.sqlalchemy_url)
+    print(f"database is up to date ({_redacted(settings.sqlalchemy_url)})")
+    return 0
+
+
+def worker_argv(settings: Settings, name: str, concurrency: int, extra: Sequence[str]) -> list[str]:
+    """The ``celery worker`` command line for this host: its node name carries the host."""
+    return ["celery", "-A", "claude_signal", "worker", "-n", f"{name}@{settings.host}", "-P", "prefork",
+            "-c", str(concurrency), "-E", "-l", os.environ.get("CLAUDE_SIGNAL_LOG_LEVEL", "info"), *extra]
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from celery.bin.celery import main as celery_main
+
+    argv = worker_argv(settings, args.name, args.concurrency, args.celery_args)
+    sys.argv = argv
+    return int(celery_main() or 0)
+
+
+def _check(settings: Settings, _args: argparse.Namespace) -> int:
+    from claude_signal.paths import ClaudeUnavailable, check_claude
+
+    print(f"host:          {settings.host}")
+    print(f"data dir:      {settings.home}")
+    print(f"database:      {_redacted(settings.sqlalchemy_url)}")
+    print(f"broker:        {_redacted(settings.resolved_broker_url)}")
+    print(f"signal api:    {settings.signal_api} (account {settings.account or 'NOT SET'})")
+    print(f"authorized:    {', '.join(settings.authorized) or 'NOBODY (set CLAUDE_SIGNAL_AUTHORIZED)'}")
+    print(f"project roots: {', '.join(str(p) for p in settings.project_roots)}")
+    try:
+        print(f"claude:        {check_claude(settings.claude_bin, settings.host)}")
+    except ClaudeUnavailable as why:
+        print(f"claude:        {why}")
+        return 1
+    return 0
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a broker URL is not always a SQLAlchemy URL
+        return url.split("@")[-1] if "@" in url else url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="claude-signal", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="create or migrate the schema").set_defaults(func=_db_upgrade)
+
+    worker = sub.add_parser("worker", help="run a Celery worker for this host")
+    worker.add_argument("--name", default="worker", help="node name before @host (default: worker)")
+    worker.add_argument("--concurrency", "-c", type=int, default=4)
+    worker.add_argument("celery_args", nargs=argparse.REMAINDER, help="passed to celery worker")
+    worker.set_defaults(func=_worker)
+
+    sub.add_parser("check", help="show the configuration and test claude").set_defaults(func=_check)
+
+    from claude_signal import cli_edge
+
+    cli_edge.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("CLAUDE_SIGNAL_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+        return int(args.func(settings, args) or 0)
+    except ConfigError as error:
+        print(f"claude-signal: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

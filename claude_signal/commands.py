@@ -1,0 +1,194 @@
+"""What the user typed, as a typed command. Pure: no I/O, no database.
+
+Commands are case-insensitive; anything that does not start with ``/`` is a prompt for Claude. A command
+with missing or extra words becomes :class:`Usage`, which carries the reply that says how to type it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
+
+_HOST_PATH = re.compile(r"^(?P<host>[A-Za-z0-9][A-Za-z0-9._-]*):(?P<path>[/~].*)$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a session should open: a path, optionally on a named host."""
+
+    path: str
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionStart:
+    target: Target
+
+
+@dataclass(frozen=True)
+class SessionList:
+    include_ended: bool = False
+
+
+@dataclass(frozen=True)
+class SessionResume:
+    ref: str
+
+
+@dataclass(frozen=True)
+class SessionStop:
+    ref: str | None
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True)
+class Status:
+    pass
+
+
+@dataclass(frozen=True)
+class Hosts:
+    pass
+
+
+@dataclass(frozen=True)
+class Cancel:
+    pass
+
+
+@dataclass(frozen=True)
+class Approve:
+    ref: str | None = None
+    all: bool = False
+
+
+@dataclass(frozen=True)
+class Deny:
+    ref: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Mode:
+    mode: str
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A known command typed wrongly; ``text`` says how to type it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Unknown:
+    word: str
+
+
+Command = (
+    SessionStart | SessionList | SessionResume | SessionStop | Help | Status | Hosts | Cancel | Approve
+    | Deny | Mode | Prompt | Usage | Unknown
+)
+
+
+def parse_target(raw: str) -> Target:
+    """``~/code/shop`` or ``laptop:~/code/shop``; a bare path has no host."""
+    match = _HOST_PATH.match(raw)
+    if match:
+        return Target(path=match["path"], host=match["host"])
+    return Target(path=raw)
+
+
+def parse(text: str) -> Command:
+    """Turn one Signal message into a command."""
+    stripped = text.strip()
+    if not stripped.startswith("/") or stripped == "/":
+        return Prompt(text=text)
+    head, _, rest = stripped.partition(" ")
+    word = head[1:].lower()
+    rest = rest.strip()
+    handler = _TOP_LEVEL.get(word)
+    if handler is None:
+        return Unknown(word=head)
+    return handler(rest)
+
+
+def _session(rest: str) -> Command:
+    sub, _, arg = rest.partition(" ")
+    sub = sub.lower()
+    arg = arg.strip()
+    if sub in ("", "help"):
+        return Help()
+    if sub in ("start", "new"):
+        if not arg:
+            return Usage("Usage: /session start <path> or /session start <host>:<path>, "
+                         "e.g. /session start ~/code/shop")
+        return SessionStart(parse_target(arg))
+    if sub in ("list", "ls"):
+        return SessionList(include_ended=arg.lower() == "all")
+    if sub == "resume":
+        if not arg or " " in arg:
+            return Usage("Usage: /session resume <id>. /session list shows the ids.")
+        return SessionResume(arg.lower())
+    if sub in ("stop", "end"):
+        if " " in arg:
+            return Usage("Usage: /session stop <id> (or /session stop for the current session).")
+        return SessionStop(arg.lower() or None)
+    return Usage(f"Unknown /session command '{sub}'. Try /session help.")
+
+
+def _no_args(command: Command, usage: str):  # type: ignore[no-untyped-def]
+    def build(rest: str) -> Command:
+        return Usage(usage) if rest else command
+
+    return build
+
+
+def _approve(rest: str) -> Command:
+    if not rest:
+        return Approve()
+    if rest.lower() == "all":
+        return Approve(all=True)
+    if " " in rest:
+        return Usage("Usage: /approve [id|all]")
+    return Approve(ref=rest.lower())
+
+
+def _deny(rest: str) -> Command:
+    if not rest:
+        return Deny()
+    first, _, reason = rest.partition(" ")
+    if re.fullmatch(r"[0-9a-fA-F]{2,16}", first):
+        return Deny(ref=first.lower(), reason=reason.strip() or None)
+    return Deny(reason=rest)
+
+
+def _mode(rest: str) -> Command:
+    for mode in PERMISSION_MODES:
+        if rest.lower() == mode.lower():
+            return Mode(mode)
+    return Usage("Usage: /mode <" + "|".join(PERMISSION_MODES) + ">")
+
+
+_TOP_LEVEL = {
+    "session": _session,
+    "s": _session,
+    "help": _no_args(Help(), "Usage: /help"),
+    "status": _no_args(Status(), "Usage: /status"),
+    "hosts": _no_args(Hosts(), "Usage: /hosts"),
+    "cancel": _no_args(Cancel(), "Usage: /cancel"),
+    "approve": _approve,
+    "deny": _deny,
+    "mode": _mode,
+}

@@ -1,0 +1,150 @@
+"""Settings from the environment or a ``.env`` file, all prefixed ``CLAUDE_SIGNAL_``.
+
+A missing or invalid setting must stop the program with one line that names it, so :func:`load_settings`
+turns pydantic's multi-line report into :class:`ConfigError` with a single sentence.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "CLAUDE_SIGNAL_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line naming it."""
+
+
+def _default_home() -> Path:
+    return Path("~/.claude-signal").expanduser()
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything a listener or a worker needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(default_factory=_default_home, description="data directory")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in HOME when unset")
+    broker_url: str | None = Field(default=None, description="Redis URL; embedded Redis when unset")
+    signal_api: str = Field(default="http://127.0.0.1:8080", description="signal-cli-rest-api base URL")
+    account: str | None = Field(default=None, description="the bot's Signal number")
+    authorized: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    claude_bin: str = "claude"
+    project_roots: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [Path.home()])
+    host: str = Field(default_factory=lambda: socket.gethostname().split(".")[0])
+    default_host: str | None = Field(default=None, description="where /session start <path> opens")
+
+    # Timing. Defaults suit daily use; tests shorten them.
+    heartbeat_interval: float = Field(default=5.0, gt=0)
+    lease_ttl: float = Field(default=60.0, gt=0, description="seconds an ACTIVE session's lease lasts")
+    worker_stale_after: float = Field(default=30.0, gt=0, description="heartbeat age that marks a host offline")
+    turn_timeout: float = Field(default=3600.0, gt=0, description="longest allowed Claude turn, seconds")
+    idle_timeout: float = Field(default=600.0, gt=0, description="interrupt a turn silent for this long")
+    approval_timeout: float = Field(default=600.0, gt=0, description="deny a permission request after this")
+    visibility_timeout: float | None = Field(default=None, description="broker redelivery; > turn_timeout")
+    unacked_restore_interval: float = Field(default=5.0, gt=0)
+    outbox_max_age: float = Field(default=86400.0, gt=0, description="give up sending a reply after this")
+    signal_timeout: float = Field(default=10.0, gt=0, description="HTTP timeout towards signal-cli-rest-api")
+
+    @field_validator("authorized", mode="before")
+    @classmethod
+    def _authorized_csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("project_roots", mode="before")
+    @classmethod
+    def _roots_csv(cls, value: object) -> object:
+        value = _split_csv(value)
+        if isinstance(value, list):
+            return [Path(os.path.expanduser(str(v))) for v in value]
+        return value
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, value: str) -> str:
+        value = value.strip()
+        if not value or not all(c.isalnum() or c in "-_." for c in value):
+            raise ValueError("must be letters, digits, '-', '_' or '.'")
+        return value
+
+    @field_validator("signal_api")
+    @classmethod
+    def _valid_signal_api(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _visibility_above_turns(self) -> Settings:
+        if self.visibility_timeout is not None and self.visibility_timeout <= self.turn_timeout:
+            raise ValueError(f"must exceed CLAUDE_SIGNAL_TURN_TIMEOUT ({self.turn_timeout:g}s), or a running "
+                             "turn would be delivered twice")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'claude-signal.db'}"
+
+    @property
+    def effective_visibility_timeout(self) -> float:
+        """Redelivery must never fire while a turn may still be running (reference §1)."""
+        return self.visibility_timeout or self.turn_timeout + 600.0
+
+    @property
+    def embedded_broker_url(self) -> str:
+        return f"redis+socket://{self.home / 'redis.sock'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or self.embedded_broker_url
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    if first["loc"]:
+        name = ENV_PREFIX + "_".join(str(p) for p in first["loc"]).upper()
+    else:  # a check across settings names its subject in the message
+        name = ENV_PREFIX + "VISIBILITY_TIMEOUT"
+    return f"{name}: {first['msg'].removeprefix('Value error, ')}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings now; raise :class:`ConfigError` with a one-line reason on any problem."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(_one_line(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
+
+
+def require(settings: Settings, *names: str) -> None:
+    """Stop with a clear line when a setting a command needs was left empty."""
+    for name in names:
+        if not getattr(settings, name):
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()}: required for this command but not set")

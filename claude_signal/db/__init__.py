@@ -1,0 +1,1 @@
+"""Persistence: typed models, one engine per process, and Alembic migrations."""

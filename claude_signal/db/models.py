@@ -1,0 +1,268 @@
+"""The tables. The database is the truth; every Celery message only wakes a worker up to read it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC (SQLite has no zones) and hands back aware UTC, so comparisons never mix kinds."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use claude_signal.db.models.utcnow()")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class SessionStatus(StrEnum):
+    CREATED = "CREATED"
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    TERMINATED = "TERMINATED"
+
+
+class TurnStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    INTERRUPTED = "INTERRUPTED"
+    CANCELLED = "CANCELLED"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "PENDING"
+    SENDING = "SENDING"
+    SENT = "SENT"
+    FAILED = "FAILED"
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    DENIED = "DENIED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+
+
+class InboxStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    HANDLED = "HANDLED"
+
+
+class Session(Base):
+    """A Claude Code conversation bound to one project directory on one host."""
+
+    __tablename__ = "session"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    conversation: Mapped[str] = mapped_column(String(128), index=True)
+    project_path: Mapped[str] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default=SessionStatus.CREATED)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    claude_session_id: Mapped[str] = mapped_column(String(36), unique=True)
+    permission_mode: Mapped[str] = mapped_column(String(32), default="default")
+    approve_all: Mapped[bool] = mapped_column(default=False, doc="/approve all: allow every tool from now on")
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    owner_node: Mapped[str | None] = mapped_column(String(255))
+    owner_incarnation: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None]
+    origin_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    turn_count: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # The database itself refuses two ACTIVE sessions in one directory of one host.
+        Index(
+            "uq_session_active_project",
+            "host",
+            "project_path",
+            unique=True,
+            sqlite_where=text("status = 'ACTIVE'"),
+            postgresql_where=text("status = 'ACTIVE'"),
+        ),
+        Index("ix_session_status_lease", "status", "lease_expires_at"),
+    )
+
+
+class Conversation(Base):
+    """A direct chat or a group, and the session its plain messages go to."""
+
+    __tablename__ = "conversation"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    current_session_id: Mapped[str | None] = mapped_column(ForeignKey("session.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Turn(Base):
+    """One prompt and the run of `claude` that answers it."""
+
+    __tablename__ = "turn"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("session.id"), index=True)
+    inbound_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=TurnStatus.QUEUED)
+    worker_node: Mapped[str | None] = mapped_column(String(255))
+    claude_pid: Mapped[int | None] = mapped_column(Integer)
+    claude_pgid: Mapped[int | None] = mapped_column(Integer)
+    claude_started: Mapped[int | None] = mapped_column(BigInteger, doc="process start time, clock ticks")
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    result_summary: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_turn_session_status", "session_id", "status"),
+        # One RUNNING turn per session, enforced by the database rather than by hope.
+        Index(
+            "uq_turn_one_running",
+            "session_id",
+            unique=True,
+            sqlite_where=text("status = 'RUNNING'"),
+            postgresql_where=text("status = 'RUNNING'"),
+        ),
+    )
+
+
+class Inbox(Base):
+    """One row per inbound Signal message; its key decides whether a delivery is new."""
+
+    __tablename__ = "inbox"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(128))
+    conversation: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16), default="message")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, doc="the message as received, for re-handling")
+    status: Mapped[str] = mapped_column(String(16), default=InboxStatus.RECEIVED)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    handled_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_inbox_status_received", "status", "received_at"),)
+
+
+class Outbox(Base):
+    """A reply waiting to be posted to signal-cli-rest-api, written with the change it reports."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    inbox_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    recipient: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    text_mode: Mapped[str] = mapped_column(String(16), default="normal")
+    attachments: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    signal_timestamp: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+
+class Approval(Base):
+    """A tool use Claude asked permission for, decided from the phone."""
+
+    __tablename__ = "approval"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turn.id"), index=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("session.id"), index=True)
+    request_id: Mapped[str] = mapped_column(String(128))
+    tool_name: Mapped[str] = mapped_column(String(128))
+    input_summary: Mapped[str] = mapped_column(Text)
+    tool_input: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=ApprovalStatus.PENDING)
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    message_timestamp: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Transition(Base):
+    """Audit log: every status change of a session, why, and which task made it."""
+
+    __tablename__ = "transition"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("session.id"), index=True)
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    task_id: Mapped[str | None] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Worker(Base):
+    """A worker node: which host it serves, which boot of it is alive, and when it last said so."""
+
+    __tablename__ = "worker"
+
+    node: Mapped[str] = mapped_column(String(255), primary_key=True)
+    host: Mapped[str] = mapped_column(String(128), index=True)
+    incarnation: Mapped[str] = mapped_column(String(36))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_heartbeat: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime | None]

@@ -1,0 +1,329 @@
+"""``command.handle``'s domain: record an inbound message once, understand it, act, and queue the reply.
+
+Everything happens in the caller's one transaction. Work that needs a particular machine (opening a
+directory, running ``claude``) is handed to that host's queue as a :class:`~claude_signal.wakeups.Wakeup`,
+and the inbox row stays RECEIVED until the host finishes it; everything else marks the row HANDLED here.
+A redelivered message whose row is HANDLED only re-sends replies that are still unsent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session as DB
+
+from claude_signal import commands as c
+from claude_signal import outbox, replies
+from claude_signal.config import Settings
+from claude_signal.db.models import (
+    Approval,
+    ApprovalStatus,
+    Conversation,
+    Inbox,
+    InboxStatus,
+    Session,
+    SessionStatus,
+    Turn,
+    TurnStatus,
+    utcnow,
+)
+from claude_signal.db.upsert import insert_or_ignore
+from claude_signal.ids import new_claude_session_id, new_session_id
+from claude_signal.inbound import InboundMessage
+from claude_signal.lifecycle import InvalidTransition, transition
+from claude_signal.wakeups import SESSION_PROMPT, SESSION_RESUME, SESSION_START, Wakeup, Wakeups, host_queue
+from claude_signal.workers import host_state, host_states
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    task_id: str | None = None
+    local_host: str | None = None
+
+
+class Reply(Exception):
+    """Stop handling and answer with this text (an expected outcome, not an error)."""
+
+
+# --------------------------------------------------------------------------------------------- inbox
+
+
+def record(db: DB, msg: InboundMessage) -> Inbox:
+    """Insert the message unless its key is known; returns the row (new or the earlier one)."""
+    insert_or_ignore(
+        db, Inbox,
+        {"key": msg.key, "sender": msg.sender, "conversation": msg.conversation, "text": msg.text,
+         "kind": msg.kind, "payload": msg.model_dump(mode="json"), "status": InboxStatus.RECEIVED,
+         "received_at": utcnow()},
+        "key",
+    )
+    row = db.get(Inbox, msg.key, populate_existing=True)
+    assert row is not None
+    return row
+
+
+def mark_handled(db: DB, key: str) -> None:
+    db.execute(update(Inbox).where(Inbox.key == key, Inbox.status == InboxStatus.RECEIVED)
+               .values(status=InboxStatus.HANDLED, handled_at=utcnow())
+               .execution_options(synchronize_session=False))
+
+
+def reply(db: DB, wakeups: Wakeups, msg: InboundMessage, text: str, *, suffix: str = "reply") -> None:
+    """Queue the answer to ``msg`` in this transaction; its dedupe key makes a second attempt a no-op."""
+    wakeups.send_reply(outbox.enqueue(db, recipient=msg.conversation, text=text,
+                                      dedupe_key=f"{msg.key}:{suffix}", inbox_key=msg.key))
+
+
+def is_authorized(settings: Settings, msg: InboundMessage) -> bool:
+    """The listener already filters; a worker configured with the list checks again."""
+    if not settings.authorized:
+        return True
+    return msg.sender in settings.authorized or (msg.sender_number or "") in settings.authorized
+
+
+# ------------------------------------------------------------------------------------------ dispatch
+
+
+def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
+    """Handle one inbound message exactly once; safe to call again for the same message."""
+    wakeups = Wakeups()
+    row = record(db, msg)
+    if row.status == InboxStatus.HANDLED:
+        for outbox_id in outbox.unsent_for_inbox(db, msg.key):
+            wakeups.send_reply(outbox_id)
+        return wakeups
+    if not is_authorized(ctx.settings, msg):
+        log.warning("dropped message %s from unauthorized sender %s", msg.key, msg.sender)
+        mark_handled(db, msg.key)
+        return wakeups
+    if msg.kind == "edit":
+        reply(db, wakeups, msg, "Edited messages are not sent to Claude; send the corrected text as a new message.")
+        mark_handled(db, msg.key)
+        return wakeups
+    from claude_signal.conversation_control import answer_by_message
+
+    answer = answer_by_message(db, msg) if msg.kind == "reaction" or msg.quote_timestamp else None
+    if answer is not None:
+        reply(db, wakeups, msg, answer)
+        mark_handled(db, msg.key)
+        return wakeups
+    if msg.kind == "reaction":
+        log.info("ignored reaction %s from %s", msg.reaction_emoji, msg.sender)
+        mark_handled(db, msg.key)
+        return wakeups
+    command = c.parse(msg.text)
+    try:
+        deferred = _dispatch(db, msg, command, ctx, wakeups)
+    except Reply as answer:
+        reply(db, wakeups, msg, str(answer))
+        deferred = False
+    except InvalidTransition as invalid:
+        reply(db, wakeups, msg, str(invalid))
+        deferred = False
+    if not deferred:
+        mark_handled(db, msg.key)
+    return wakeups
+
+
+def _dispatch(db: DB, msg: InboundMessage, command: c.Command, ctx: Context, wakeups: Wakeups) -> bool:
+    """Run the command; True when a host will finish it (and reply) later."""
+    match command:
+        case c.SessionStart(target):
+            return _start(db, msg, target, ctx, wakeups)
+        case c.SessionResume(ref):
+            return _resume(db, msg, ref, ctx, wakeups)
+        case c.SessionStop(ref):
+            _stop(db, msg, ref, ctx, wakeups)
+        case c.SessionList(include_ended):
+            reply(db, wakeups, msg, _list(db, msg, include_ended))
+        case c.Help():
+            reply(db, wakeups, msg, replies.HELP)
+        case c.Status():
+            reply(db, wakeups, msg, _status(db, msg))
+        case c.Hosts():
+            reply(db, wakeups, msg, _hosts(db, ctx))
+        case c.Prompt(text):
+            _prompt(db, msg, text, wakeups)
+        case c.Usage(text):
+            reply(db, wakeups, msg, text)
+        case c.Unknown(word):
+            reply(db, wakeups, msg, replies.unknown_command(word))
+        case _:
+            from claude_signal import conversation_control  # turn-level commands
+
+            conversation_control.run(db, msg, command, ctx, wakeups)
+    return False
+
+
+# -------------------------------------------------------------------------------------- lookups
+
+
+def visible_sessions(db: DB, msg: InboundMessage):  # type: ignore[no-untyped-def]
+    """Sessions this person may see: their own, and those bound to this conversation."""
+    return select(Session).where((Session.owner == msg.sender) | (Session.conversation == msg.conversation))
+
+
+def find_session(db: DB, msg: InboundMessage, ref: str) -> Session:
+    """Exact id, or a unique prefix of one; a :class:`Reply` when none or several match."""
+    base = visible_sessions(db, msg)
+    exact = db.execute(base.where(Session.id == ref)).scalar_one_or_none()
+    if exact is not None:
+        return exact
+    matches = db.execute(base.where(Session.id.startswith(ref, autoescape=True)).limit(6)).scalars().all()
+    if not matches:
+        raise Reply(replies.no_session_matches(ref))
+    live = [s for s in matches if s.status != SessionStatus.TERMINATED]
+    if len(matches) > 1 and len(live) != 1:
+        raise Reply(replies.ambiguous(ref, [s.id for s in matches]))
+    return live[0] if len(matches) > 1 else matches[0]
+
+
+def current_session(db: DB, conversation: str) -> Session | None:
+    row = db.get(Conversation, conversation)
+    if row is None or row.current_session_id is None:
+        return None
+    return db.get(Session, row.current_session_id)
+
+
+def set_current(db: DB, conversation: str, session_id: str) -> None:
+    if not insert_or_ignore(db, Conversation, {"id": conversation, "current_session_id": session_id,
+                                               "updated_at": utcnow()}, "id"):
+        db.execute(update(Conversation).where(Conversation.id == conversation)
+                   .values(current_session_id=session_id, updated_at=utcnow())
+                   .execution_options(synchronize_session=False))
+
+
+def view(session: Session, *, current: bool = False) -> replies.SessionView:
+    return replies.SessionView(id=session.id, status=session.status, host=session.host,
+                               project_path=session.project_path, turn_count=session.turn_count,
+                               cost_usd=session.cost_usd, current=current, reason=session.status_reason)
+
+
+# ------------------------------------------------------------------------------------- commands
+
+
+def default_host(db: DB, ctx: Context) -> str:
+    """Explicit setting, else the only host there is, else the host of the worker handling this."""
+    if ctx.settings.default_host:
+        return ctx.settings.default_host
+    states = host_states(db, stale_after=ctx.settings.worker_stale_after)
+    online = [s.host for s in states if s.online]
+    if len(online) == 1:
+        return online[0]
+    return ctx.local_host or ctx.settings.host
+
+
+def _check_host(db: DB, host: str, ctx: Context) -> None:
+    state = host_state(db, host, stale_after=ctx.settings.worker_stale_after)
+    if state is None:
+        raise Reply(replies.unknown_host(host, [s.host for s in host_states(db, stale_after=1e9)]))
+    if not state.online:
+        raise Reply(replies.host_offline(host, state.last_seen))
+
+
+def _start(db: DB, msg: InboundMessage, target: c.Target, ctx: Context, wakeups: Wakeups) -> bool:
+    existing = db.execute(select(Session).where(Session.origin_key == msg.key)).scalar_one_or_none()
+    if existing is None:
+        host = target.host or default_host(db, ctx)
+        _check_host(db, host, ctx)
+        existing = Session(
+            id=new_session_id(), owner=msg.sender, conversation=msg.conversation, project_path=target.path,
+            host=host, status=SessionStatus.CREATED, claude_session_id=new_claude_session_id(),
+            origin_key=msg.key, version=0, created_at=utcnow(), updated_at=utcnow(),
+        )
+        db.add(existing)
+        db.flush()
+    if existing.status == SessionStatus.CREATED:
+        wakeups.add(Wakeup(SESSION_START, (existing.id, msg.key), queue=host_queue(existing.host),
+                           task_id=f"{msg.key}:start"))
+        return True
+    return False
+
+
+def _resume(db: DB, msg: InboundMessage, ref: str, ctx: Context, wakeups: Wakeups) -> bool:
+    session = find_session(db, msg, ref)
+    status = SessionStatus(session.status)
+    if status is SessionStatus.ACTIVE:
+        set_current(db, msg.conversation, session.id)
+        raise Reply(replies.already_active(view(session)))
+    if status is not SessionStatus.PAUSED:
+        raise InvalidTransition(session, SessionStatus.ACTIVE)
+    _check_host(db, session.host, ctx)
+    wakeups.add(Wakeup(SESSION_RESUME, (session.id, msg.key), queue=host_queue(session.host),
+                       task_id=f"{msg.key}:resume"))
+    return True
+
+
+def _stop(db: DB, msg: InboundMessage, ref: str | None, ctx: Context, wakeups: Wakeups) -> None:
+    session = find_session(db, msg, ref) if ref else current_session(db, msg.conversation)
+    if session is None:
+        raise Reply(replies.no_current_session())
+    if session.status == SessionStatus.TERMINATED:
+        raise Reply(replies.already_stopped(session.id))
+    transition(db, session.id, SessionStatus.TERMINATED, reason=f"stopped by {msg.sender}", task_id=ctx.task_id)
+    stop_turns(db, session.id)
+    reply(db, wakeups, msg, replies.stopped(view(session)))
+
+
+def stop_turns(db: DB, session_id: str) -> None:
+    """Queued turns are cancelled; a running one is asked to stop (its worker interrupts and reaps it)."""
+    db.execute(update(Turn).where(Turn.session_id == session_id, Turn.status == TurnStatus.QUEUED)
+               .values(status=TurnStatus.CANCELLED, finished_at=utcnow(), result_summary="session stopped")
+               .execution_options(synchronize_session=False))
+    db.execute(update(Turn).where(Turn.session_id == session_id, Turn.status == TurnStatus.RUNNING)
+               .values(cancel_requested=True).execution_options(synchronize_session=False))
+    db.execute(update(Approval).where(Approval.session_id == session_id, Approval.status == ApprovalStatus.PENDING)
+               .values(status=ApprovalStatus.CANCELLED, reason="session stopped", decided_at=utcnow())
+               .execution_options(synchronize_session=False))
+
+
+def _list(db: DB, msg: InboundMessage, include_ended: bool) -> str:
+    stmt = visible_sessions(db, msg).order_by(Session.created_at.desc()).limit(30)
+    if not include_ended:
+        stmt = stmt.where(Session.status != SessionStatus.TERMINATED)
+    current = current_session(db, msg.conversation)
+    current_id = current.id if current else None
+    views = [view(s, current=s.id == current_id) for s in db.execute(stmt).scalars()]
+    return replies.session_list(views, include_ended=include_ended)
+
+
+def _status(db: DB, msg: InboundMessage) -> str:
+    session = current_session(db, msg.conversation)
+    if session is None:
+        return replies.no_current_session()
+    running = db.execute(select(Turn.prompt).where(Turn.session_id == session.id,
+                                                   Turn.status == TurnStatus.RUNNING)).scalar_one_or_none()
+    queued = db.execute(select(func.count()).select_from(Turn).where(
+        Turn.session_id == session.id, Turn.status == TurnStatus.QUEUED)).scalar_one()
+    pending = db.execute(select(func.count()).select_from(Approval).where(
+        Approval.session_id == session.id, Approval.status == ApprovalStatus.PENDING)).scalar_one()
+    return replies.status(view(session, current=True), running=running and replies.clip(running, 80),
+                          queued=queued, pending_approvals=pending)
+
+
+def _hosts(db: DB, ctx: Context) -> str:
+    states = host_states(db, stale_after=ctx.settings.worker_stale_after)
+    return replies.hosts([replies.HostView(s.host, s.online, s.workers, s.active_sessions, s.last_seen)
+                          for s in states])
+
+
+def _prompt(db: DB, msg: InboundMessage, text: str, wakeups: Wakeups) -> None:
+    session = current_session(db, msg.conversation)
+    if session is None:
+        raise Reply(replies.no_current_session())
+    status = SessionStatus(session.status)
+    if status is not SessionStatus.ACTIVE:
+        raise Reply(replies.not_accepting_prompts(session.id, status))
+    ahead = db.execute(select(func.count()).select_from(Turn).where(
+        Turn.session_id == session.id, Turn.status.in_([TurnStatus.QUEUED, TurnStatus.RUNNING]))).scalar_one()
+    db.add(Turn(session_id=session.id, inbound_key=msg.key, prompt=text, status=TurnStatus.QUEUED,
+                created_at=utcnow()))
+    db.flush()
+    if ahead:
+        reply(db, wakeups, msg, replies.queued(ahead))
+    wakeups.add(Wakeup(SESSION_PROMPT, (session.id,), queue=host_queue(session.host)))

@@ -1,0 +1,133 @@
+"""Replies waiting to be sent: written with the change they report, sent and marked by ``outbox.send``.
+
+A row moves PENDING → SENDING (claimed for a short while) → SENT, or back to PENDING with a later
+``next_attempt_at`` after a failure that may pass (429, 5xx, connection errors), or to FAILED when Signal
+refuses it for good or it has waited longer than ``outbox_max_age``. Two senders can never both hold a
+claim; a sender that dies mid-send lets the claim lapse and the row is sent again (at least once, with
+duplicates bounded by the dedupe key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session as DB
+
+from claude_signal.db.models import Outbox, OutboxStatus, utcnow
+from claude_signal.db.upsert import insert_or_ignore
+
+CLAIM_SECONDS = 60.0
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 300.0
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> float:
+    """Seconds before the next try: doubling from 2 s, capped at 5 minutes; a server's hint wins if longer."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempts - 1)))
+    return max(delay, retry_after or 0.0)
+
+
+def enqueue(
+    db: DB,
+    *,
+    recipient: str,
+    text: str,
+    dedupe_key: str,
+    inbox_key: str | None = None,
+    text_mode: str = "normal",
+) -> int:
+    """Add a reply unless one with this dedupe key exists; returns the row id either way."""
+    insert_or_ignore(
+        db,
+        Outbox,
+        {"dedupe_key": dedupe_key, "inbox_key": inbox_key, "recipient": recipient, "text": text,
+         "text_mode": text_mode, "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": utcnow(),
+         "created_at": utcnow()},
+        "dedupe_key",
+    )
+    return db.execute(select(Outbox.id).where(Outbox.dedupe_key == dedupe_key)).scalar_one()
+
+
+def claim(db: DB, outbox_id: int, now: datetime | None = None) -> Outbox | None:
+    """Take the row for sending if it is due and nobody holds it; None means someone else has it or it is done."""
+    now = now or utcnow()
+    won = db.execute(
+        update(Outbox)
+        .where(
+            Outbox.id == outbox_id,
+            or_(
+                Outbox.status == OutboxStatus.PENDING,
+                (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_until < now),
+            ),
+        )
+        .values(status=OutboxStatus.SENDING, claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
+                attempts=Outbox.attempts + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not won:
+        return None
+    return db.get(Outbox, outbox_id, populate_existing=True)
+
+
+def mark_sent(db: DB, outbox_id: int, signal_timestamp: int | None) -> None:
+    db.execute(
+        update(Outbox)
+        .where(Outbox.id == outbox_id, Outbox.status == OutboxStatus.SENDING)
+        .values(status=OutboxStatus.SENT, sent_at=utcnow(), signal_timestamp=signal_timestamp, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    delay: float | None  # None: given up
+
+
+def mark_failed_attempt(
+    db: DB, row: Outbox, error: str, *, retryable: bool, max_age: float, retry_after: float | None = None
+) -> RetryPlan:
+    """Record a failed send; schedule another try unless the error is final or the reply is too old."""
+    now = utcnow()
+    too_old = (now - row.created_at).total_seconds() > max_age
+    if not retryable or too_old:
+        db.execute(
+            update(Outbox).where(Outbox.id == row.id)
+            .values(status=OutboxStatus.FAILED, last_error=error[:2000], claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return RetryPlan(None)
+    delay = backoff(row.attempts, retry_after)
+    db.execute(
+        update(Outbox).where(Outbox.id == row.id)
+        .values(status=OutboxStatus.PENDING, last_error=error[:2000], claimed_until=None,
+                next_attempt_at=now + timedelta(seconds=delay))
+        .execution_options(synchronize_session=False)
+    )
+    return RetryPlan(delay)
+
+
+def overdue(db: DB, *, grace: float, limit: int = 200, now: datetime | None = None) -> list[int]:
+    """Rows whose wake-up should have fired by now: the sweep sends them again."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=grace)
+    stmt = (
+        select(Outbox.id)
+        .where(
+            or_(
+                (Outbox.status == OutboxStatus.PENDING) & (Outbox.next_attempt_at < cutoff),
+                (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_until < now),
+            )
+        )
+        .order_by(Outbox.id)
+        .limit(limit)
+    )
+    return list(db.execute(stmt).scalars())
+
+
+def unsent_for_inbox(db: DB, inbox_key: str) -> list[int]:
+    stmt = select(Outbox.id).where(
+        Outbox.inbox_key == inbox_key, Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])
+    )
+    return list(db.execute(stmt).scalars())

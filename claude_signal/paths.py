@@ -1,0 +1,61 @@
+"""Where a session may open: an existing directory under one of ``PROJECT_ROOTS``, symlinks resolved."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+VERSION_TIMEOUT = 15.0
+
+
+class PathRejected(Exception):
+    """The path cannot host a session; ``str()`` says why and what to do, for the user."""
+
+
+class ClaudeUnavailable(Exception):
+    """``claude --version`` did not run on this host; ``str()`` says what to do."""
+
+
+def resolve_project(raw: str, roots: Sequence[Path]) -> Path:
+    """Expand ``~``, resolve ``..`` and symlinks, and insist on a directory inside an allowed root."""
+    path = Path(os.path.expanduser(raw))
+    if not path.is_absolute():
+        raise PathRejected(f"'{raw}' is not an absolute path; use ~/… or /….")
+    try:
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise PathRejected(f"{raw} does not exist on this host.") from None
+    except (OSError, RuntimeError) as error:
+        raise PathRejected(f"{raw} cannot be opened ({error.__class__.__name__}).") from None
+    if not resolved.is_dir():
+        raise PathRejected(f"{raw} is not a directory.")
+    allowed = [Path(os.path.expanduser(str(r))).resolve() for r in roots]
+    if not any(resolved == root or resolved.is_relative_to(root) for root in allowed):
+        shown = ", ".join(str(r) for r in allowed)
+        raise PathRejected(f"{raw} is outside the allowed project roots ({shown}); "
+                           "the operator can widen CLAUDE_SIGNAL_PROJECT_ROOTS.")
+    return resolved
+
+
+def check_claude(claude_bin: str, host: str, *, timeout: float = VERSION_TIMEOUT) -> str:
+    """Run ``claude --version`` so a session never starts on a host that cannot run Claude."""
+    env = {k: v for k, v in os.environ.items() if k != "CLAUDECODE"}
+    try:
+        done = subprocess.run([claude_bin, "--version"], capture_output=True, text=True, timeout=timeout,
+                              env=env, stdin=subprocess.DEVNULL, check=False)
+    except FileNotFoundError:
+        raise ClaudeUnavailable(
+            f"Claude Code is not installed on {host} (looked for '{claude_bin}'). Install it there with "
+            "`npm install -g @anthropic-ai/claude-code`, or set CLAUDE_SIGNAL_CLAUDE_BIN.") from None
+    except PermissionError:
+        raise ClaudeUnavailable(f"'{claude_bin}' on {host} is not executable.") from None
+    except subprocess.TimeoutExpired:
+        raise ClaudeUnavailable(f"'{claude_bin} --version' on {host} did not answer within {timeout:.0f}s.") \
+            from None
+    if done.returncode != 0:
+        first = (done.stderr or done.stdout).strip().splitlines()[:1]
+        detail = f": {first[0][:200]}" if first else ""
+        raise ClaudeUnavailable(f"'{claude_bin} --version' failed on {host} (exit {done.returncode}){detail}.")
+    return done.stdout.strip()

@@ -1,0 +1,142 @@
+"""Outbound calls to signal-cli-rest-api: send a message, show or hide the typing indicator.
+
+Errors are sorted into those worth retrying (429, 5xx, connection trouble, per-recipient network or rate
+limit failures) and final ones (400: bad recipient, untrusted keys, …). A 429 is the rate-limit challenge:
+its message tells the operator what to do, since only a person can solve the captcha.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_RECIPIENT_FAILURES = {"NETWORK_FAILURE", "RATE_LIMIT_FAILURE"}
+
+
+class SendError(Exception):
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class SentReceipt:
+    timestamp: int | None
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict) and "error" in body:
+        return str(body["error"])
+    return response.text[:300]
+
+
+def _rate_limit_hint(account: str, response: httpx.Response) -> str:
+    try:
+        tokens = response.json().get("challenge_tokens") or []
+    except (ValueError, AttributeError):
+        tokens = []
+    token = tokens[0] if tokens else "<token>"
+    return (f"Signal rate-limited account {account}. To lift it, solve a captcha at "
+            "https://signalcaptchas.org/challenge/generate.html and POST "
+            f'{{"challenge_token": "{token}", "captcha": "signalcaptcha://…"}} to '
+            f"/v1/accounts/{account}/rate-limit-challenge on signal-cli-rest-api.")
+
+
+def parse_send_response(body: Any) -> SentReceipt:
+    """REST 0.101+ answers with a list (one entry per recipient class), older ones with an object."""
+    entries = body if isinstance(body, list) else [body]
+    timestamp: int | None = None
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        if timestamp is None and entry.get("timestamp") is not None:
+            timestamp = int(entry["timestamp"])
+        failures = ((entry.get("errors") or {}).get("recipients")) or []
+        reasons = {str(f.get("reason")) for f in failures if isinstance(f, dict)}
+        if reasons:
+            retryable = bool(reasons & RETRYABLE_RECIPIENT_FAILURES)
+            raise SendError(f"recipient failure: {', '.join(sorted(reasons))}", retryable=retryable, status=201)
+    return SentReceipt(timestamp)
+
+
+class SignalClient:
+    """A small synchronous client; one per process, reusing its connections."""
+
+    def __init__(self, base_url: str, account: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.account = account
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def send(self, recipient: str, text: str, *, text_mode: str = "normal",
+             base64_attachments: list[str] | None = None) -> SentReceipt:
+        body: dict[str, Any] = {"number": self.account, "recipients": [recipient], "message": text,
+                                "text_mode": text_mode}
+        if base64_attachments:
+            body["base64_attachments"] = base64_attachments
+        response = self._post("/v2/send", body)
+        if response.status_code == 429:
+            hint = _rate_limit_hint(self.account, response)
+            log.warning("%s", hint)
+            raise SendError(f"429 rate limited: {hint}", retryable=True, status=429,
+                            retry_after=_retry_after(response))
+        if response.status_code >= 500:
+            raise SendError(f"{response.status_code}: {_error_text(response)}", retryable=True,
+                            status=response.status_code)
+        if response.status_code >= 400:
+            raise SendError(f"{response.status_code}: {_error_text(response)}", retryable=False,
+                            status=response.status_code)
+        try:
+            return parse_send_response(response.json())
+        except ValueError:
+            return SentReceipt(None)
+
+    def set_typing(self, recipient: str, typing: bool) -> None:
+        """Best effort: a missing typing indicator is never worth failing or retrying work for."""
+        method = "PUT" if typing else "DELETE"
+        try:
+            self._http.request(method, f"/v1/typing-indicator/{self.account}", json={"recipient": recipient})
+        except httpx.HTTPError as error:
+            log.info("typing indicator for %s failed: %s", recipient, error)
+
+    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            return self._http.post(path, json=body)
+        except httpx.HTTPError as error:
+            raise SendError(f"cannot reach signal-cli-rest-api at {self.base_url}: {error}",
+                            retryable=True) from None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+_clients: dict[tuple[int, str, str], SignalClient] = {}
+
+
+def client_for(base_url: str, account: str, timeout: float) -> SignalClient:
+    """The process's client for this server and account (a forked child makes its own)."""
+    key = (os.getpid(), base_url, account)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = SignalClient(base_url, account, timeout=timeout)
+    return client

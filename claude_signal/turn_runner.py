@@ -1,0 +1,206 @@
+"""The bridge between a running ``claude`` and the database: :class:`DatabaseHooks` implements the driver's
+hooks with rows (approvals, cancel flags, outbox messages), and :func:`run` executes one claimed turn.
+
+Reads of the database are rate-limited (``poll_interval``), so a turn costs a query a second, not one per
+output line; writes happen only when there is something to say.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from claude_signal import replies, runtime, turns
+from claude_signal.claude import driver as claude_driver
+from claude_signal.claude import protocol as p
+from claude_signal.claude.summaries import format_cost_line, result_error_text, tool_summary
+from claude_signal.config import Settings
+from claude_signal.db.models import ApprovalStatus, TurnStatus
+from claude_signal.procs import start_ticks
+from claude_signal.signal_api import client_for
+from claude_signal.streaming import Batcher
+from claude_signal.wakeups import Wakeups
+
+log = logging.getLogger(__name__)
+
+TYPING_REFRESH = 10.0
+
+
+@dataclass
+class DatabaseHooks:
+    """Driver hooks backed by the database; collects the wake-ups to publish as it goes."""
+
+    turn: turns.ClaimedTurn
+    settings: Settings
+    poll_interval: float = 1.0
+    batcher: Batcher = field(default_factory=Batcher)
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    seq: int = 0
+    approvals: dict[str, str] = field(default_factory=dict)  # claude request id -> approval id
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _last_poll: float = 0.0
+    _stop: str | None = None
+    _approve_all: bool = False
+    _typing_at: float = 0.0
+
+    # -- driver hooks -------------------------------------------------------------------------------
+
+    def on_spawn(self, pid: int, pgid: int) -> None:
+        with runtime.transaction() as db:
+            turns.record_process(db, self.turn.turn_id, pid, pgid, start_ticks(pid))
+        self._typing(force=True)
+
+    def on_event(self, event: Any) -> None:
+        now = time.monotonic()
+        if isinstance(event, p.AssistantText):
+            self._emit(self.batcher.add_text(event.text, now))
+        elif isinstance(event, p.ToolUse):
+            self._emit(self.batcher.add_tool(tool_summary(event.name, event.input), now))
+        else:
+            self._emit(self.batcher.due(now))
+        self._typing()
+
+    def on_permission_request(self, request: Any) -> None:
+        self._refresh(force=True)
+        self.inputs[request.request_id] = dict(request.input or {})
+        if self._approve_all or self.turn.permission_mode == "bypassPermissions":
+            return
+        self._emit(self.batcher.flush())  # the user needs the context before the question
+        with runtime.transaction() as db:
+            approval_id = turns.open_approval(db, self.wakeups, self.turn, request.request_id, request.tool_name,
+                                              tool_summary(request.tool_name, request.input or {}),
+                                              dict(request.input or {}))
+        self.approvals[request.request_id] = approval_id
+        self._publish()
+
+    def poll_permission(self, request_id: str) -> Any:
+        original = self.inputs.get(request_id, {})
+        if self._approve_all or self.turn.permission_mode == "bypassPermissions":
+            return claude_driver.Decision.allow(original)
+        approval_id = self.approvals.get(request_id)
+        if approval_id is None or not self._due():
+            return None
+        with runtime.transaction() as db:
+            turns.expire_overdue_approvals(db, self.wakeups, self.turn, self.settings.approval_timeout)
+            decided = turns.decision(db, approval_id)
+        self._publish()
+        self._refresh(force=True)
+        if decided is None:
+            return claude_driver.Decision.allow(original) if self._approve_all else None
+        status, reason = decided
+        if status == ApprovalStatus.APPROVED:
+            return claude_driver.Decision.allow(original)
+        if status == ApprovalStatus.EXPIRED:
+            return claude_driver.Decision.deny("The user did not answer in time, so this was denied.")
+        return claude_driver.Decision.deny(f"The user denied this{': ' + reason if reason else '.'}")
+
+    def on_permission_cancelled(self, request_id: str) -> None:
+        approval_id = self.approvals.pop(request_id, None)
+        if approval_id:
+            with runtime.transaction() as db:
+                turns.settle_approval(db, approval_id, ApprovalStatus.CANCELLED, "withdrawn by Claude", "claude")
+
+    def should_interrupt(self) -> bool:
+        self._refresh()
+        self._emit(self.batcher.due(time.monotonic()))
+        self._typing()
+        return self._stop is not None
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop
+
+    def _due(self) -> bool:
+        return time.monotonic() - self._last_poll >= self.poll_interval
+
+    def _refresh(self, force: bool = False) -> None:
+        if not force and not self._due():
+            return
+        self._last_poll = time.monotonic()
+        with runtime.transaction() as db:
+            sig = turns.signals(db, self.turn.turn_id, self.turn.session_id, self.turn.session_version)
+        self._stop = sig.stop
+        self._approve_all = sig.approve_all
+
+    def _emit(self, texts: list[str]) -> None:
+        if not texts:
+            return
+        with runtime.transaction() as db:
+            for text in texts:
+                self.seq += 1
+                turns.say(db, self.wakeups, self.turn, f"out:{self.seq}", text)
+        self._publish()
+
+    def _publish(self) -> None:
+        from claude_signal.celery import app
+
+        runtime.publish(app, self.wakeups)
+        self.wakeups = Wakeups()
+
+    def _typing(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.settings.account or (not force and now - self._typing_at < TYPING_REFRESH):
+            return
+        self._typing_at = now
+        client_for(self.settings.signal_api, self.settings.account, self.settings.signal_timeout).set_typing(
+            self.turn.conversation, True)
+
+    def stop_typing(self) -> None:
+        if self.settings.account:
+            client_for(self.settings.signal_api, self.settings.account, self.settings.signal_timeout).set_typing(
+                self.turn.conversation, False)
+
+
+def spec_for(turn: turns.ClaimedTurn, settings: Settings) -> claude_driver.TurnSpec:
+    from claude_signal.hostops import transcript_path
+
+    resume = transcript_path(turn.project_path, turn.claude_session_id).exists()
+    return claude_driver.TurnSpec(
+        claude_bin=settings.claude_bin, cwd=turn.project_path, prompt=turn.prompt,
+        session_id=turn.claude_session_id, resume=resume, permission_mode=turn.permission_mode,
+        env=dict(os.environ), idle_timeout=settings.idle_timeout, turn_timeout=settings.turn_timeout,
+    )
+
+
+def outcome_to_result(outcome: Any, stop_reason: str | None) -> tuple[turns.TurnResult, str]:
+    """The turn's final status and the last line the user sees."""
+    result = outcome.result
+    cost = getattr(result, "total_cost_usd", None)
+    duration = getattr(result, "duration_ms", None)
+    if outcome.status == "interrupted" or stop_reason:
+        if stop_reason == "session no longer active":
+            return turns.TurnResult(TurnStatus.CANCELLED, "session stopped", cost, duration), "Stopped."
+        return turns.TurnResult(TurnStatus.INTERRUPTED, "interrupted", cost, duration), "Interrupted."
+    if outcome.status == "timed_out":
+        return turns.TurnResult(TurnStatus.FAILED, outcome.reason, cost, duration), replies.turn_timed_out(
+            outcome.reason)
+    if result is not None and result.is_error:
+        text = result_error_text(result)
+        return turns.TurnResult(TurnStatus.FAILED, text, cost, duration), text
+    if result is None:
+        text = replies.claude_crashed(outcome.exit_code)
+        return turns.TurnResult(TurnStatus.FAILED, text, cost, duration), text
+    return (turns.TurnResult(TurnStatus.DONE, (result.result_text or "")[:500], cost, duration),
+            format_cost_line(duration or 0, cost or 0.0))
+
+
+def run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
+    """Drive one turn to its end and record it; returns the wake-ups still to publish."""
+    hooks = DatabaseHooks(turn=turn, settings=settings)
+    try:
+        outcome = claude_driver.run_turn(spec_for(turn, settings), hooks)
+    finally:
+        hooks.stop_typing()
+    hooks._emit(hooks.batcher.flush())
+    result, last_line = outcome_to_result(outcome, hooks.stop_reason)
+    with runtime.transaction() as db:
+        turns.say(db, hooks.wakeups, turn, "final", last_line)
+        wakeups = turns.finish(db, turn, result)
+    wakeups.extend(hooks.wakeups)
+    log.info("turn %d of session %s: %s (%s)", turn.turn_id, turn.session_id, result.status, outcome.status)
+    return wakeups

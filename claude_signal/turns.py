@@ -1,0 +1,186 @@
+"""A turn's rows: claim the next queued prompt, record the process, stream replies, decide approvals, finish.
+
+One RUNNING turn per session (a partial unique index makes it a database fact), the rest wait in order.
+Everything the phone should see is an outbox row; everything a command on another worker can change
+(cancel, approvals, stop) is a row this module polls, so the turn needs no direct line to that worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DB
+
+from claude_signal import outbox, replies
+from claude_signal.db.models import (
+    Approval,
+    ApprovalStatus,
+    Session,
+    SessionStatus,
+    Turn,
+    TurnStatus,
+    utcnow,
+)
+from claude_signal.ids import new_approval_id
+from claude_signal.wakeups import SESSION_PROMPT, Wakeup, Wakeups, host_queue
+from claude_signal.workers import Identity
+
+
+@dataclass(frozen=True)
+class ClaimedTurn:
+    turn_id: int
+    session_id: str
+    prompt: str
+    conversation: str
+    project_path: str
+    claude_session_id: str
+    permission_mode: str
+    session_version: int
+
+
+def claim_next(db: DB, session_id: str, me: Identity) -> ClaimedTurn | None:
+    """Take the oldest queued prompt of an ACTIVE session on this host, unless a turn is already running."""
+    session = db.get(Session, session_id, populate_existing=True)
+    if session is None or session.status != SessionStatus.ACTIVE or session.host != me.host:
+        return None
+    turn = db.execute(select(Turn).where(Turn.session_id == session_id, Turn.status == TurnStatus.QUEUED)
+                      .order_by(Turn.id).limit(1)).scalar_one_or_none()
+    if turn is None:
+        return None
+    try:
+        with db.begin_nested():
+            won = db.execute(
+                update(Turn).where(Turn.id == turn.id, Turn.status == TurnStatus.QUEUED)
+                .values(status=TurnStatus.RUNNING, worker_node=me.node, started_at=utcnow())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+    except IntegrityError:  # another turn of this session is RUNNING
+        return None
+    if not won:
+        return None
+    return ClaimedTurn(turn.id, session.id, turn.prompt, session.conversation, session.project_path,
+                       session.claude_session_id, session.permission_mode, session.version)
+
+
+def record_process(db: DB, turn_id: int, pid: int, pgid: int, started: int | None) -> None:
+    db.execute(update(Turn).where(Turn.id == turn_id)
+               .values(claude_pid=pid, claude_pgid=pgid, claude_started=started)
+               .execution_options(synchronize_session=False))
+
+
+@dataclass(frozen=True)
+class TurnSignals:
+    """What the rest of the system wants from a running turn, read in one query."""
+
+    stop: str | None  # why the turn should stop, or None
+    approve_all: bool
+
+
+def signals(db: DB, turn_id: int, session_id: str, session_version: int) -> TurnSignals:
+    row = db.execute(
+        select(Turn.cancel_requested, Turn.status, Session.status, Session.approve_all, Session.version)
+        .join(Session, Session.id == Turn.session_id).where(Turn.id == turn_id)
+    ).one()
+    cancel, turn_status, session_status, approve_all, _version = row
+    stop = None
+    if cancel:
+        stop = "cancelled"
+    elif turn_status != TurnStatus.RUNNING or session_status != SessionStatus.ACTIVE:
+        stop = "session no longer active"  # stopped, or paused by recovery (a zombie must not go on)
+    return TurnSignals(stop=stop, approve_all=bool(approve_all))
+
+
+def say(db: DB, wakeups: Wakeups, turn: ClaimedTurn, key: str, text: str, *, styled: bool = False) -> None:
+    """Queue a message for the turn's conversation; ``key`` makes a replayed step a no-op."""
+    wakeups.send_reply(outbox.enqueue(db, recipient=turn.conversation, text=text,
+                                      dedupe_key=f"turn:{turn.turn_id}:{key}",
+                                      text_mode="styled" if styled else "normal"))
+
+
+def open_approval(db: DB, wakeups: Wakeups, turn: ClaimedTurn, request_id: str, tool: str, summary: str,
+                  tool_input: dict[str, Any]) -> str:
+    """Record Claude's permission request and ask the phone; returns the approval id."""
+    existing = db.execute(select(Approval.id).where(Approval.turn_id == turn.turn_id,
+                                                    Approval.request_id == request_id)).scalar_one_or_none()
+    if existing:
+        return existing
+    approval_id = new_approval_id()
+    db.add(Approval(id=approval_id, turn_id=turn.turn_id, session_id=turn.session_id, request_id=request_id,
+                    tool_name=tool, input_summary=summary, tool_input=tool_input, status=ApprovalStatus.PENDING,
+                    created_at=utcnow()))
+    db.flush()
+    say(db, wakeups, turn, f"approval:{approval_id}", replies.approval_request(approval_id, summary))
+    return approval_id
+
+
+def decision(db: DB, approval_id: str) -> tuple[str, str | None] | None:
+    """(status, reason) once the approval is decided, else None."""
+    row = db.execute(select(Approval.status, Approval.reason).where(Approval.id == approval_id)).one_or_none()
+    if row is None or row[0] == ApprovalStatus.PENDING:
+        return None
+    return row[0], row[1]
+
+
+def settle_approval(db: DB, approval_id: str, status: ApprovalStatus, reason: str, by: str) -> bool:
+    return db.execute(
+        update(Approval).where(Approval.id == approval_id, Approval.status == ApprovalStatus.PENDING)
+        .values(status=status, reason=reason, decided_by=by, decided_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
+def expire_overdue_approvals(db: DB, wakeups: Wakeups, turn: ClaimedTurn, timeout: float) -> list[str]:
+    """Deny requests nobody answered in time, and tell the user; returns the expired ids."""
+    cutoff = utcnow() - timedelta(seconds=timeout)
+    overdue = db.execute(select(Approval).where(Approval.turn_id == turn.turn_id,
+                                                Approval.status == ApprovalStatus.PENDING,
+                                                Approval.created_at < cutoff)).scalars().all()
+    expired = []
+    for approval in overdue:
+        if settle_approval(db, approval.id, ApprovalStatus.EXPIRED, "no answer in time", "timeout"):
+            say(db, wakeups, turn, f"expired:{approval.id}",
+                replies.approval_expired(approval.id, approval.input_summary, timeout / 60))
+            expired.append(approval.id)
+    return expired
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    status: TurnStatus
+    summary: str
+    cost_usd: float | None = None
+    duration_ms: int | None = None
+
+
+def finish(db: DB, turn: ClaimedTurn, result: TurnResult) -> Wakeups:
+    """Close the turn (only if still RUNNING: recovery may have interrupted it) and wake the next one."""
+    wakeups = Wakeups()
+    closed = db.execute(
+        update(Turn).where(Turn.id == turn.turn_id, Turn.status == TurnStatus.RUNNING)
+        .values(status=result.status, finished_at=utcnow(), result_summary=result.summary[:4000],
+                cost_usd=result.cost_usd, duration_ms=result.duration_ms, claude_pgid=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.execute(update(Turn).where(Turn.id == turn.turn_id).values(claude_pgid=None)
+               .execution_options(synchronize_session=False))
+    db.execute(update(Approval).where(Approval.turn_id == turn.turn_id, Approval.status == ApprovalStatus.PENDING)
+               .values(status=ApprovalStatus.CANCELLED, reason="turn ended", decided_at=utcnow())
+               .execution_options(synchronize_session=False))
+    if closed:
+        db.execute(update(Session).where(Session.id == turn.session_id)
+                   .values(turn_count=Session.turn_count + 1,
+                           cost_usd=Session.cost_usd + (result.cost_usd or 0.0), updated_at=utcnow())
+                   .execution_options(synchronize_session=False))
+        session = db.get(Session, turn.session_id)
+        if session is not None:
+            wakeups.add(Wakeup(SESSION_PROMPT, (turn.session_id,), queue=host_queue(session.host)))
+    return wakeups
+
+
+def queued_count(db: DB, session_id: str) -> int:
+    return db.execute(select(func.count()).select_from(Turn).where(
+        Turn.session_id == session_id, Turn.status == TurnStatus.QUEUED)).scalar_one()

@@ -1,0 +1,185 @@
+"""Real processes for integration tests: a private redis-server, celery worker subprocesses, a publisher.
+
+Nothing here replaces our own code: workers are the real ``celery -A claude_signal worker`` command with
+the real configuration, talking to a real Redis and a real database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+
+from claude_signal.inbound import COMMAND_TASK, InboundMessage, task_id_for
+from claude_signal.wakeups import SHARED_QUEUE
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE_CLAUDE = Path(os.environ.get("CLAUDE_SIGNAL_TEST_CLAUDE", ROOT / "tests" / "fakes" / "claude"))
+CELERY = str(Path(sys.executable).with_name("celery"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05,
+               message: str = "condition") -> Any:
+    """Poll until ``predicate`` returns something truthy; fail the test with ``message`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port; it can be stopped and started again."""
+
+    def __init__(self, workdir: Path, *, appendonly: bool = True) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not on PATH; .ci/run installs it (apt-get install redis-server)")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+             "--appendonly", "yes" if self.appendonly else "no", "--save", "", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        wait_until(lambda: _ping(client), timeout=10, message="redis-server to start")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url)
+
+
+def _ping(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+class WorkerProcess:
+    """One ``celery -A claude_signal worker`` subprocess in its own process group."""
+
+    def __init__(self, env: dict[str, str], name: str, host: str, logdir: Path, concurrency: int = 2) -> None:
+        self.env = {**env, "CLAUDE_SIGNAL_HOST": host}
+        self.node = f"{name}@{host}"
+        self.host = host
+        self.concurrency = concurrency
+        self.logfile = logdir / f"{name}@{host}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    def start(self, *, wait: bool = True) -> WorkerProcess:
+        self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
+        with self.logfile.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [CELERY, "-A", "claude_signal", "worker", "-n", self.node, "-P", "prefork", "-c",
+                 str(self.concurrency), "-l", "info", "--without-mingle", "--without-gossip", "-E"],
+                env=self.env, cwd=self.env["CLAUDE_SIGNAL_HOME"], stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace")[self._log_offset:] if self.logfile.exists() else ""
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.node} exited:\n{self.log()[-3000:]}")
+            return " ready." in self.log()
+
+        wait_until(ready, timeout=timeout, message=f"worker {self.node} to be ready")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill9(self) -> None:
+        """SIGKILL the main process only, as a crash would: nothing in it runs afterwards."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            self._kill_group()
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._kill_group()
+            self.proc.wait(10)
+
+    def _kill_group(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class Publisher:
+    """Sends inbound messages the way the listener does: by task name, keyed by idempotency key."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.app = Celery("test-publisher", broker=broker_url, set_as_current=False)
+        self.app.conf.task_send_sent_event = True
+        self._ts = int(time.time() * 1000)
+
+    def message(self, text: str, *, sender: str = "alice-uuid", conversation: str | None = None,
+                timestamp: int | None = None, **extra: Any) -> InboundMessage:
+        if timestamp is None:
+            self._ts += 1
+            timestamp = self._ts
+        return InboundMessage.build(sender=sender, conversation=conversation or sender, timestamp=timestamp,
+                                    text=text, **extra)
+
+    def publish(self, msg: InboundMessage) -> InboundMessage:
+        self.app.send_task(COMMAND_TASK, args=[msg.model_dump(mode="json")], task_id=task_id_for(msg.key),
+                           queue=SHARED_QUEUE, routing_key=SHARED_QUEUE)
+        return msg
+
+    def send(self, text: str, **kwargs: Any) -> InboundMessage:
+        return self.publish(self.message(text, **kwargs))
+
+    def close(self) -> None:
+        self.app.close()

@@ -1,0 +1,118 @@
+"""The running system for end-to-end tests: private Redis, fake Signal server, real worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from claude_signal.db.engine import make_engine
+from tests.fakes.signal_rest import FakeSignalServer
+from tests.harness import FAKE_CLAUDE, Publisher, RedisServer, WorkerProcess
+
+ACCOUNT = "+15550000001"
+
+# Short clocks so crashes are noticed in seconds: a turn may last 8 s, so a message taken by a dead
+# worker comes back after 10 s (the visibility timeout stays above the turn limit, as in production).
+FAST = {
+    "CLAUDE_SIGNAL_HEARTBEAT_INTERVAL": "0.5",
+    "CLAUDE_SIGNAL_LEASE_TTL": "3",
+    "CLAUDE_SIGNAL_WORKER_STALE_AFTER": "5",
+    "CLAUDE_SIGNAL_TURN_TIMEOUT": "8",
+    "CLAUDE_SIGNAL_VISIBILITY_TIMEOUT": "10",
+    "CLAUDE_SIGNAL_UNACKED_RESTORE_INTERVAL": "1",
+}
+
+
+@dataclass
+class System:
+    tmp: Path
+    env: dict[str, str]
+    redis: RedisServer
+    signal: FakeSignalServer
+    publisher: Publisher
+    engine: Engine
+    projects: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def worker(self, name: str = "w1", host: str = "hosta", *, start: bool = True, **kw) -> WorkerProcess:  # type: ignore[no-untyped-def]
+        proc = WorkerProcess(self.env, name, host, self.tmp / "logs", **kw)
+        self.workers.append(proc)
+        return proc.start() if start else proc
+
+    def replies(self, recipient: str = "alice-uuid") -> list[str]:
+        return [m["message"] for m in self.signal.sent() if recipient in m.get("recipients", [])]
+
+    def wait_reply(self, predicate: Callable[[str], bool], recipient: str = "alice-uuid", timeout: float = 30,
+                   count: int = 1) -> list[str]:
+        sent = self.signal.wait_for_sent(
+            lambda m: recipient in m.get("recipients", []) and predicate(m.get("message", "")),
+            count=count, timeout=timeout)
+        return [m["message"] for m in sent]
+
+    def logs(self) -> str:
+        from sqlalchemy import text
+
+        parts = [f"===== {w.node}\n{w.log()[-4000:]}" for w in self.workers]
+        with self.engine.connect() as conn:
+            for table in ("session", "transition", "inbox", "outbox", "turn", "worker"):
+                rows = conn.execute(text(f"SELECT * FROM {table}")).fetchall()
+                parts.append(f"===== {table}\n" + "\n".join(repr(tuple(r)) for r in rows))
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def system(database_url: str, tmp_path: Path) -> Iterator[System]:
+    from claude_signal.db.migrate import upgrade
+
+    upgrade(database_url)
+    redis = RedisServer(tmp_path / "redis").start()
+    signal = FakeSignalServer(account=ACCOUNT)
+    signal.start()
+    projects = tmp_path / "projects"
+    (projects / "shop").mkdir(parents=True)
+    (projects / "blog").mkdir()
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "logs").mkdir()
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config"),
+        "CLAUDE_SIGNAL_HOME": str(home),
+        "CLAUDE_SIGNAL_DATABASE_URL": database_url,
+        "CLAUDE_SIGNAL_BROKER_URL": redis.url,
+        "CLAUDE_SIGNAL_SIGNAL_API": signal.url,
+        "CLAUDE_SIGNAL_ACCOUNT": ACCOUNT,
+        "CLAUDE_SIGNAL_AUTHORIZED": "alice-uuid,+15550000002",
+        "CLAUDE_SIGNAL_CLAUDE_BIN": str(FAKE_CLAUDE),
+        "CLAUDE_SIGNAL_PROJECT_ROOTS": str(projects),
+        "CLAUDE_SIGNAL_DEFAULT_HOST": "hosta",
+        "CLAUDE_SIGNAL_IDLE_TIMEOUT": "6",
+        "FAKE_CLAUDE_LOG": str(tmp_path / "claude-calls.jsonl"),
+        **FAST,
+    }
+    engine = make_engine(database_url)
+    publisher = Publisher(redis.url)
+    system = System(tmp_path, env, redis, signal, publisher, engine, projects)
+    try:
+        yield system
+    finally:
+        for worker in system.workers:
+            worker.stop()
+        publisher.close()
+        engine.dispose()
+        signal.stop()
+        redis.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """On failure, attach the workers' logs: a crash test is unreadable without them."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "system" in getattr(item, "funcargs", {}):
+        report.sections.append(("worker logs", item.funcargs["system"].logs()))

@@ -1,0 +1,165 @@
+"""Talking to Claude from the phone, end to end: real workers, real Redis, the fake `claude` and Signal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from claude_signal.db.engine import unit_of_work
+from claude_signal.db.models import Session, SessionStatus, Turn, TurnStatus
+from claude_signal.procs import group_alive
+from tests.harness import wait_until
+from tests.integration.conftest import System
+from tests.integration.helpers import one_session
+
+
+def start(system: System, project: str = "shop") -> Session:
+    system.publisher.send(f"/session start {system.projects / project}")
+    system.wait_reply(lambda t: t.startswith("Started session") and project in t)
+    return next(s for s in __import__("tests.integration.helpers", fromlist=["sessions"]).sessions(system.engine)
+                if s.project_path.endswith(project))
+
+
+def turns(system: System) -> list[Turn]:
+    with unit_of_work(system.engine) as db:
+        return list(db.execute(select(Turn).order_by(Turn.id)).scalars())
+
+
+def test_conversation_remembers_and_resumes(system: System) -> None:
+    system.worker()
+    session = start(system)
+    system.publisher.send("my name is Ada")
+    system.wait_reply(lambda t: "Echo: my name is Ada (turn 1; earlier: nothing)" in t)
+    system.wait_reply(lambda t: t.startswith("Done in"))
+    system.publisher.send("what is my name?")
+    system.wait_reply(lambda t: "(turn 2; earlier: my name is Ada)" in t)
+    # Crash-free pause and resume: the same Claude conversation continues.
+    system.workers[0].kill9()
+    system.worker()
+    system.wait_reply(lambda t: t.startswith("The worker running these sessions stopped"))
+    system.publisher.send(f"/session resume {session.id}")
+    system.wait_reply(lambda t: t.startswith(f"Resumed session {session.id}") and "2 turn(s) so far" in t)
+    system.publisher.send("and now?")
+    system.wait_reply(lambda t: "(turn 3; earlier: my name is Ada | what is my name?)" in t)
+    assert one_session(system.engine).turn_count == 3
+    assert [t.status for t in turns(system)] == [TurnStatus.DONE] * 3
+
+
+def test_messages_queue_behind_a_running_turn(system: System) -> None:
+    system.env["FAKE_CLAUDE_SCENARIO"] = "slow"
+    system.env["FAKE_CLAUDE_DELAY"] = "2"
+    system.worker()
+    start(system)
+    system.publisher.send("first")
+    wait_until(lambda: [t.status for t in turns(system)] == [TurnStatus.RUNNING], message="the first turn to run")
+    system.publisher.send("second")
+    system.wait_reply(lambda t: t == "Queued: Claude will get this after 1 earlier message(s).")
+    system.wait_reply(lambda t: "Echo: second (turn 2; earlier: first)" in t, timeout=40)
+    assert [t.prompt for t in turns(system)] == ["first", "second"]
+
+
+def test_cancel_mid_turn_leaves_no_process(system: System) -> None:
+    system.env["FAKE_CLAUDE_SCENARIO"] = "slow"
+    system.env["FAKE_CLAUDE_DELAY"] = "60"
+    system.worker()
+    start(system)
+    system.publisher.send("take your time")
+    running = wait_until(lambda: next((t for t in turns(system) if t.claude_pgid), None), message="claude to start")
+    system.publisher.send("/cancel")
+    system.wait_reply(lambda t: t == 'Interrupting "take your time"…')
+    system.wait_reply(lambda t: t == "Interrupted.")
+    assert turns(system)[0].status == TurnStatus.INTERRUPTED
+    wait_until(lambda: not group_alive(running.claude_pgid), timeout=10, message="claude's group to be gone")
+
+
+def test_approve_and_deny_from_the_phone(system: System) -> None:
+    system.worker()
+    start(system)
+    system.publisher.send("run: pytest -q")
+    (ask,) = system.wait_reply(lambda t: t.startswith("Claude wants to run Bash: pytest -q"))
+    approval_id = ask.split("/approve ")[1].split()[0]
+    system.publisher.send(f"/approve {approval_id}")
+    system.wait_reply(lambda t: t.startswith(f"Approved {approval_id}"))
+    system.wait_reply(lambda t: "Echo: run: pytest -q" in t)
+    system.publisher.send("run: rm -rf build")
+    (ask,) = system.wait_reply(lambda t: t.startswith("Claude wants to run Bash: rm -rf build"))
+    system.publisher.send("/deny too risky")
+    system.wait_reply(lambda t: t.startswith("Denied") and "too risky" in t)
+    system.wait_reply(lambda t: "Echo: run: rm -rf build" in t)
+    system.publisher.send("/approve all")
+    system.wait_reply(lambda t: t.startswith("Approving every tool for the rest of session"))
+    system.publisher.send("run: make")
+    system.wait_reply(lambda t: "Echo: run: make" in t)
+    assert not [t for t in system.replies() if t.startswith("Claude wants to run Bash: make")]
+
+
+def test_unanswered_approval_is_denied_after_the_timeout(system: System) -> None:
+    system.env["CLAUDE_SIGNAL_APPROVAL_TIMEOUT"] = "2"
+    system.worker()
+    start(system)
+    system.publisher.send("run: deploy")
+    system.wait_reply(lambda t: t.startswith("No answer within 0 min, so I denied") or "denied" in t.lower())
+    system.wait_reply(lambda t: "Echo: run: deploy" in t)
+
+
+def test_failure_scenarios_reply_in_plain_language(system: System) -> None:
+    system.env["FAKE_CLAUDE_SCENARIO"] = "not_logged_in"
+    system.worker()
+    start(system)
+    system.publisher.send("hello")
+    (text,) = system.wait_reply(lambda t: t.startswith("Claude is not logged in on this machine"))
+    assert "{" not in text
+
+
+def test_kill_mid_turn_pauses_and_leaves_no_claude(system: System) -> None:
+    system.env["FAKE_CLAUDE_SCENARIO"] = "slow"
+    system.env["FAKE_CLAUDE_DELAY"] = "120"
+    worker = system.worker()
+    session = start(system)
+    system.publisher.send("long job")
+    running = wait_until(lambda: next((t for t in turns(system) if t.claude_pgid), None), message="claude to start")
+    worker.kill9()
+    system.env["FAKE_CLAUDE_SCENARIO"] = ""
+    system.worker()
+    (notice,) = system.wait_reply(lambda t: t.startswith("The worker running these sessions stopped"))
+    assert f'{session.id} ' in notice and 'interrupted: "long job"' in notice
+    wait_until(lambda: not group_alive(running.claude_pgid), timeout=15, message="the orphaned claude to be killed")
+    assert one_session(system.engine).status == SessionStatus.PAUSED
+    assert turns(system)[0].status == TurnStatus.INTERRUPTED
+    system.publisher.send(f"/session resume {session.id}")
+    system.wait_reply(lambda t: t.startswith(f"Resumed session {session.id}"))
+    system.publisher.send("again")
+    system.wait_reply(lambda t: "Echo: again" in t)
+    log = [json.loads(line) for line in Path(system.env["FAKE_CLAUDE_LOG"]).read_text().splitlines()]
+    assert {a for call in log for a in call["argv"] if session.claude_session_id in a}  # same Claude session id
+
+
+def _signal_timestamp_of(system: System, prefix: str) -> int:
+    from claude_signal.db.models import Outbox
+
+    def find() -> int | None:
+        with unit_of_work(system.engine) as db:
+            return db.execute(select(Outbox.signal_timestamp).where(Outbox.text.startswith(prefix),
+                                                                    Outbox.signal_timestamp.is_not(None))
+                              ).scalar_one_or_none()
+    return wait_until(find, message=f"'{prefix}' to be sent")
+
+
+def test_reaction_and_reply_decide_approvals(system: System) -> None:
+    system.worker()
+    start(system)
+    system.publisher.send("run: make test")
+    system.wait_reply(lambda t: t.startswith("Claude wants to run Bash: make test"))
+    target = _signal_timestamp_of(system, "Claude wants to run Bash: make test")
+    system.publisher.publish(system.publisher.message("", kind="reaction", reaction_emoji="👍",
+                                                      reaction_target_timestamp=target))
+    system.wait_reply(lambda t: t.startswith("Approved"))
+    system.wait_reply(lambda t: "Echo: run: make test" in t)
+    system.publisher.send("run: make deploy")
+    system.wait_reply(lambda t: t.startswith("Claude wants to run Bash: make deploy"))
+    target = _signal_timestamp_of(system, "Claude wants to run Bash: make deploy")
+    system.publisher.send("no, not on a Friday", quote_timestamp=target)
+    system.wait_reply(lambda t: t.startswith("Denied") and "not on a Friday" in t)
+    system.wait_reply(lambda t: "Echo: run: make deploy" in t)

@@ -1,0 +1,82 @@
+"""At-least-once delivery with effects applied once: real Redis, real `celery worker` processes."""
+
+from __future__ import annotations
+
+from claude_signal.db.models import Outbox, Session, Transition
+from claude_signal.inbound import task_id_for
+from tests.harness import wait_until
+from tests.integration.conftest import System
+from tests.integration.helpers import count, database_write_lock, one_session, transitions, unacked_task_ids
+
+
+def test_command_round_trip(system: System) -> None:
+    system.worker()
+    system.publisher.send(f"/session start {system.projects / 'shop'}")
+    (text,) = system.wait_reply(lambda t: t.startswith("Started session"))
+    session = one_session(system.engine)
+    assert session.status == "ACTIVE" and session.owner_node == "w1@hosta"
+    assert text.startswith(f"Started session {session.id} on hosta in {system.projects.resolve() / 'shop'}")
+
+
+def test_same_message_published_twice_has_one_effect(system: System) -> None:
+    system.worker()
+    msg = system.publisher.message(f"/session start {system.projects / 'shop'}")
+    system.publisher.publish(msg)
+    system.publisher.publish(msg)
+    system.wait_reply(lambda t: t.startswith("Started session"))
+    system.publisher.send("/session list")  # a later message: by the time it is answered, both copies are done
+    system.wait_reply(lambda t: t.startswith("Sessions:"))
+    wait_until(lambda: count(system.engine, Outbox) == 2, message="two replies in the outbox")
+    assert count(system.engine, Session) == 1
+    assert count(system.engine, Transition) == 1
+    assert len([t for t in system.replies() if t.startswith("Started session")]) == 1
+
+
+def test_worker_killed_while_holding_a_command(system: System) -> None:
+    """SIGKILL of the main process mid-command: a restarted worker runs it; one transition, one reply."""
+    first = system.worker(concurrency=4)  # spare slots: periodic sweeps also wait on the lock
+    unacked = system.redis.client()
+    with database_write_lock(system.engine):
+        msg = system.publisher.send(f"/session start {system.projects / 'shop'}")
+        wait_until(lambda: task_id_for(msg.key) in unacked_task_ids(unacked), message="the worker to take it")
+        first.kill9()
+    assert task_id_for(msg.key) in unacked_task_ids(unacked)  # nobody acknowledged it
+    system.worker("w2")
+    system.wait_reply(lambda t: t.startswith("Started session"), timeout=40)
+    session = one_session(system.engine)
+    assert transitions(system.engine, session.id) == [("CREATED", "ACTIVE")]
+    assert session.owner_node == "w2@hosta"
+    wait_until(lambda: task_id_for(msg.key) not in unacked_task_ids(unacked), message="the redelivery acked")
+    assert len([t for t in system.replies() if t.startswith("Started session")]) == 1
+
+
+def test_replies_wait_out_a_signal_outage(system: System) -> None:
+    system.worker()
+    system.signal.set_down(True)
+    system.publisher.send("/session help")
+    system.publisher.send("/hosts")
+    wait_until(lambda: count(system.engine, Outbox) == 2, message="replies queued")
+    wait_until(lambda: "not sent (attempt 2" in system.workers[0].log(), message="a retried send")
+    assert system.replies() == []
+    system.signal.set_down(False)
+    texts = system.wait_reply(lambda t: True, count=2, timeout=30)
+    assert any(t.startswith("claude-signal commands:") for t in texts)
+    assert any(t.startswith("Hosts:") for t in texts)
+
+
+def test_rate_limit_is_retried_and_explained(system: System) -> None:
+    system.worker()
+    system.signal.fail_next_sends(1, status=429)
+    system.publisher.send("/session help")
+    system.wait_reply(lambda t: t.startswith("claude-signal commands:"))
+    log = system.workers[0].log()
+    assert "rate-limit-challenge" in log and "signalcaptcha://" in log
+
+
+def test_malformed_task_is_logged_not_crashed(system: System) -> None:
+    worker = system.worker()
+    system.publisher.app.send_task("command.handle", args=[{"text": "no key"}], queue="shared",
+                                   routing_key="shared")
+    system.publisher.send("/session help")
+    system.wait_reply(lambda t: t.startswith("claude-signal commands:"))
+    assert "dropped malformed inbound message" in worker.log()

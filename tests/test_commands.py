@@ -1,0 +1,45 @@
+"""The parser is pure: what the user types becomes a typed command, and wrong typing a usage reply."""
+
+import pytest
+
+from claude_signal import commands as c
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/session start ~/code/shop", c.SessionStart(c.Target("~/code/shop"))),
+        ("/SESSION START laptop:/srv/app", c.SessionStart(c.Target("/srv/app", host="laptop"))),
+        ("/session start /tmp/a:b", c.SessionStart(c.Target("/tmp/a:b"))),
+        ("/session list", c.SessionList()),
+        ("/session list all", c.SessionList(include_ended=True)),
+        ("/session resume 3FA2", c.SessionResume("3fa2")),
+        ("/session stop 3fa2c1d0", c.SessionStop("3fa2c1d0")),
+        ("/session stop", c.SessionStop(None)),
+        ("/session help", c.Help()),
+        ("/session", c.Help()),
+        ("/Status", c.Status()),
+        ("/hosts", c.Hosts()),
+        ("/cancel", c.Cancel()),
+        ("/approve", c.Approve()),
+        ("/approve all", c.Approve(all=True)),
+        ("/approve a1b2c3", c.Approve(ref="a1b2c3")),
+        ("/deny a1b2c3 too risky", c.Deny(ref="a1b2c3", reason="too risky")),
+        ("/deny not like that", c.Deny(reason="not like that")),
+        ("/mode acceptedits", c.Mode("acceptEdits")),
+        ("fix the failing test", c.Prompt("fix the failing test")),
+        ("  /status  ", c.Status()),
+        ("/", c.Prompt("/")),
+        ("/frobnicate now", c.Unknown("/frobnicate")),
+    ],
+)
+def test_parse(text: str, expected: c.Command) -> None:
+    assert c.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["/session start", "/session resume", "/session resume a b", "/status now",
+                                  "/mode turbo", "/session frob", "/approve a b"])
+def test_wrong_typing_gets_usage(text: str) -> None:
+    parsed = c.parse(text)
+    assert isinstance(parsed, c.Usage)
+    assert "/" in parsed.text  # says how to type it

@@ -1,0 +1,52 @@
+"""A missing or invalid setting stops the program with one line that names it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from claude_signal.config import ConfigError, load_settings
+
+
+def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CLAUDE_SIGNAL_AUTHORIZED", "+15551234567, 0b6f-uuid ,")
+    monkeypatch.setenv("CLAUDE_SIGNAL_PROJECT_ROOTS", f"{tmp_path},~/code")
+    settings = load_settings()
+    assert settings.authorized == ["+15551234567", "0b6f-uuid"]
+    assert settings.project_roots == [tmp_path, Path.home() / "code"]
+
+
+def test_defaults_live_in_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CLAUDE_SIGNAL_HOME", str(tmp_path))
+    settings = load_settings()
+    assert settings.sqlalchemy_url == f"sqlite:///{tmp_path / 'claude-signal.db'}"
+    assert settings.effective_visibility_timeout > settings.turn_timeout
+
+
+@pytest.mark.parametrize(("var", "value"), [("CLAUDE_SIGNAL_LEASE_TTL", "soon"),
+                                            ("CLAUDE_SIGNAL_SIGNAL_API", "localhost:8080"),
+                                            ("CLAUDE_SIGNAL_HOST", "bad host!")])
+def test_invalid_setting_is_one_named_line(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(var + ":")
+    assert "\n" not in message
+
+
+def test_cli_reports_bad_setting_and_exits_2(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CLAUDE_SIGNAL_LEASE_TTL": "-1"}
+    done = subprocess.run([sys.executable, "-m", "claude_signal.cli", "check"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "claude-signal: CLAUDE_SIGNAL_LEASE_TTL: Input should be greater than 0"]
+
+
+def test_visibility_timeout_must_exceed_turn_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAUDE_SIGNAL_TURN_TIMEOUT", "600")
+    monkeypatch.setenv("CLAUDE_SIGNAL_VISIBILITY_TIMEOUT", "300")
+    with pytest.raises(ConfigError, match=r"^CLAUDE_SIGNAL_VISIBILITY_TIMEOUT: must exceed CLAUDE_SIGNAL_TURN_TIMEOUT"):
+        load_settings()

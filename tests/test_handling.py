@@ -1,0 +1,233 @@
+"""command.handle's domain against a real database: one effect per message, one reply per command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from claude_signal import handling, hostops
+from claude_signal.config import Settings
+from claude_signal.db.engine import unit_of_work
+from claude_signal.db.models import Inbox, Outbox, Session, SessionStatus, Transition, Turn
+from claude_signal.inbound import InboundMessage
+from claude_signal.wakeups import OUTBOX_SEND, SESSION_PROMPT, SESSION_START, Wakeups, host_queue
+from claude_signal.workers import Identity, register
+
+ME = Identity(node="w1@hosta", host="hosta", incarnation="inc-1")
+_ts = iter(range(1_700_000_000_000, 1_800_000_000_000))
+
+
+def msg(text: str, sender: str = "alice", conversation: str | None = None) -> InboundMessage:
+    return InboundMessage.build(sender=sender, conversation=conversation or sender, timestamp=next(_ts), text=text)
+
+
+@pytest.fixture(autouse=True)
+def live_worker(engine: Engine) -> None:
+    with unit_of_work(engine) as db:
+        register(db, ME)
+
+
+def handle(engine: Engine, settings: Settings, m: InboundMessage) -> Wakeups:
+    with unit_of_work(engine) as db:
+        return handling.handle(db, m, handling.Context(settings=settings, task_id="t", local_host="hosta"))
+
+
+def replies_to(engine: Engine, m: InboundMessage) -> list[str]:
+    with unit_of_work(engine) as db:
+        return list(db.execute(select(Outbox.text).where(Outbox.inbox_key == m.key).order_by(Outbox.id)).scalars())
+
+
+def run_host_step(engine: Engine, settings: Settings, wakeups: Wakeups) -> Wakeups:
+    """Do what the host worker does for a session.start / session.resume wake-up."""
+    (step,) = [w for w in wakeups if w.task.startswith("session.") and w.task != SESSION_PROMPT]
+    session_id, inbox_key = step.args
+    with unit_of_work(engine) as db:
+        session = db.get(Session, session_id)
+        check = hostops.precheck(session.project_path, settings.model_copy(update={"claude_bin": "/bin/true"}),
+                                 "hosta")
+    with unit_of_work(engine) as db:
+        op = hostops.start if step.task == SESSION_START else hostops.resume
+        return op(db, session_id, inbox_key, check, ME, settings, "task-host")
+
+
+def start_session(engine: Engine, settings: Settings, path: Path, sender: str = "alice") -> str:
+    wakeups = run_host_step(engine, settings, handle(engine, settings, msg(f"/session start {path}", sender)))
+    assert any(w.task == OUTBOX_SEND for w in wakeups)
+    with unit_of_work(engine) as db:
+        return db.execute(select(Session.id).where(Session.status == SessionStatus.ACTIVE,
+                                                   Session.project_path == str(path.resolve()))).scalar_one()
+
+
+def test_start_goes_to_the_host_and_replies_once(engine: Engine, settings: Settings, project_root: Path) -> None:
+    m = msg(f"/session start {project_root / 'shop'}")
+    wakeups = handle(engine, settings, m)
+    (start,) = list(wakeups)
+    assert (start.task, start.queue) == (SESSION_START, host_queue("hosta"))
+    assert replies_to(engine, m) == []  # the host replies, so the command gets exactly one answer
+    run_host_step(engine, settings, wakeups)
+    (text,) = replies_to(engine, m)
+    with unit_of_work(engine) as db:
+        session = db.execute(select(Session)).scalar_one()
+        assert session.status == SessionStatus.ACTIVE
+        assert (session.owner_node, session.owner_incarnation) == (ME.node, ME.incarnation)
+        assert session.lease_expires_at is not None
+        assert db.get(Inbox, m.key).status == "HANDLED"
+    assert text.startswith(f"Started session {session.id} on hosta in {project_root.resolve() / 'shop'}")
+
+
+def test_same_message_twice_has_one_effect(engine: Engine, settings: Settings, project_root: Path) -> None:
+    m = msg(f"/session start {project_root / 'shop'}")
+    first = handle(engine, settings, m)
+    again = handle(engine, settings, m)  # redelivered before the host finished: the same wake-up, no new row
+    assert [w.args for w in again] == [w.args for w in first]
+    run_host_step(engine, settings, first)
+    run_host_step(engine, settings, again)
+    assert [w.task for w in handle(engine, settings, m)] == [OUTBOX_SEND]  # done: only the unsent reply
+    with unit_of_work(engine) as db:
+        assert db.execute(select(func.count()).select_from(Session)).scalar_one() == 1
+        assert db.execute(select(func.count()).select_from(Transition)).scalar_one() == 1
+        assert db.execute(select(func.count()).select_from(Outbox)).scalar_one() == 1
+
+
+@pytest.mark.parametrize(("path", "why"), [("missing", "does not exist"), ("file.txt", "is not a directory"),
+                                           ("escape", "outside the allowed project roots"),
+                                           ("shop/../../", "outside the allowed project roots")])
+def test_start_rejects_bad_paths(engine: Engine, settings: Settings, project_root: Path, tmp_path: Path,
+                                 path: str, why: str) -> None:
+    (project_root / "file.txt").write_text("x")
+    (project_root / "escape").symlink_to(tmp_path / "home", target_is_directory=True)
+    (tmp_path / "home").mkdir(exist_ok=True)
+    m = msg(f"/session start {project_root / path}")
+    run_host_step(engine, settings, handle(engine, settings, m))
+    (text,) = replies_to(engine, m)
+    assert text.startswith("Could not start a session in") and why in text
+    with unit_of_work(engine) as db:
+        assert db.execute(select(Session.status)).scalar_one() == SessionStatus.TERMINATED
+
+
+def test_one_active_session_per_directory(engine: Engine, settings: Settings, project_root: Path) -> None:
+    first = start_session(engine, settings, project_root / "shop")
+    m = msg(f"/session start {project_root / 'shop'}/")
+    run_host_step(engine, settings, handle(engine, settings, m))
+    assert replies_to(engine, m) == [
+        f"Session {first} already holds {(project_root / 'shop').resolve()} on this host. Send messages there, "
+        f"or /session stop {first} first."]
+
+
+def test_unknown_and_offline_hosts(engine: Engine, settings: Settings, project_root: Path) -> None:
+    m = msg("/session start nowhere:/srv/app")
+    assert next(iter(handle(engine, settings, m))).task == OUTBOX_SEND
+    assert replies_to(engine, m) == ["No worker has ever run on host 'nowhere' (known hosts: hosta). "
+                                     "Start a worker there first."]
+    offline = settings.model_copy(update={"worker_stale_after": 0.000001})
+    m = msg(f"/session start hosta:{project_root}")
+    handle(engine, offline, m)
+    assert replies_to(engine, m)[0].startswith("Host 'hosta' is offline")
+
+
+def test_list_stop_resume_and_prefixes(engine: Engine, settings: Settings, project_root: Path) -> None:
+    shop = start_session(engine, settings, project_root / "shop")
+    blog = start_session(engine, settings, project_root / "blog")
+    listing = msg("/session list")
+    handle(engine, settings, listing)
+    (text,) = replies_to(engine, listing)
+    assert f"▶ {blog}" in text and f"  {shop}" in text  # the newest is current
+
+    stop = msg(f"/session stop {shop[:5]}")
+    handle(engine, settings, stop)
+    assert replies_to(engine, stop) == [f"Stopped session {shop} ({(project_root / 'shop').resolve()}). "
+                                        "/session start <path> opens a new one."]
+    resume = msg(f"/session resume {shop}")
+    handle(engine, settings, resume)
+    assert replies_to(engine, resume) == [
+        f"Session {shop} is terminated; start a new one with /session start <path>."]
+    again = msg(f"/session stop {shop}")
+    handle(engine, settings, again)
+    assert replies_to(engine, again) == [f"Session {shop} was already stopped. /session start <path> opens a new one."]
+    nothing = msg("/session resume ffffffff")
+    handle(engine, settings, nothing)
+    assert replies_to(engine, nothing) == ["No session matches 'ffffffff'. /session list shows your sessions."]
+
+
+def test_other_people_cannot_touch_a_session(engine: Engine, settings: Settings, project_root: Path) -> None:
+    shop = start_session(engine, settings, project_root / "shop")
+    m = msg(f"/session stop {shop}", sender="mallory")
+    handle(engine, settings, m)
+    assert replies_to(engine, m) == [f"No session matches '{shop}'. /session list shows your sessions."]
+
+
+def test_resume_of_paused_session_continues_on_its_host(engine: Engine, settings: Settings,
+                                                        project_root: Path) -> None:
+    from claude_signal.lifecycle import transition
+
+    shop = start_session(engine, settings, project_root / "shop")
+    with unit_of_work(engine) as db:
+        transition(db, shop, SessionStatus.PAUSED, reason="test")
+    m = msg(f"/session resume {shop[:4]}")
+    wakeups = run_host_step(engine, settings, handle(engine, settings, m))
+    (text,) = replies_to(engine, m)
+    assert text.startswith(f"Resumed session {shop} on hosta")
+    assert any(w.task == SESSION_PROMPT for w in wakeups)  # messages queued while paused run now
+    with unit_of_work(engine) as db:
+        assert db.get(Session, shop).status == SessionStatus.ACTIVE
+
+
+def test_prompts_need_an_active_current_session(engine: Engine, settings: Settings, project_root: Path) -> None:
+    m = msg("hello")
+    handle(engine, settings, m)
+    assert replies_to(engine, m) == [
+        "There is no current session here. Start one with /session start <path> (see /session help)."]
+    start_session(engine, settings, project_root / "shop")
+    first, second = msg("one"), msg("two")
+    assert [w.task for w in handle(engine, settings, first)] == [SESSION_PROMPT]
+    handle(engine, settings, second)
+    assert replies_to(engine, first) == []
+    assert replies_to(engine, second) == ["Queued: Claude will get this after 1 earlier message(s)."]
+    with unit_of_work(engine) as db:
+        assert list(db.execute(select(Turn.prompt).order_by(Turn.id)).scalars()) == ["one", "two"]
+
+
+def test_unauthorized_sender_is_dropped_silently(engine: Engine, settings: Settings) -> None:
+    strict = settings.model_copy(update={"authorized": ["alice"]})
+    m = msg("/session list", sender="mallory")
+    assert list(handle(engine, strict, m)) == []
+    assert replies_to(engine, m) == []
+
+
+@pytest.mark.parametrize("text", ["/frob", "/session start", "/status please"])
+def test_every_command_gets_exactly_one_reply(engine: Engine, settings: Settings, text: str) -> None:
+    m = msg(text)
+    handle(engine, settings, m)
+    handle(engine, settings, m)
+    assert len(replies_to(engine, m)) == 1
+
+
+def test_status_and_hosts(engine: Engine, settings: Settings, project_root: Path) -> None:
+    shop = start_session(engine, settings, project_root / "shop")
+    status, hosts = msg("/status"), msg("/hosts")
+    handle(engine, settings, status)
+    handle(engine, settings, hosts)
+    assert replies_to(engine, status)[0].startswith(f"Session {shop}: active on hosta")
+    assert replies_to(engine, hosts) == ["Hosts:\nhosta: online, 1 worker(s), 1 active session(s)"]
+
+
+def test_racing_host_steps_start_once(engine: Engine, settings: Settings, project_root: Path) -> None:
+    """Two deliveries of session.start that both read CREATED: one activates, the other stands down."""
+    m = msg(f"/session start {project_root / 'shop'}")
+    wakeups = handle(engine, settings, m)
+    (step,) = list(wakeups)
+    session_id, key = step.args
+    check = hostops.precheck(str(project_root / "shop"), settings.model_copy(update={"claude_bin": "/bin/true"}),
+                             "hosta")
+    with unit_of_work(engine) as db:
+        stale = db.get(Session, session_id)  # what the second delivery read before the first committed
+    with unit_of_work(engine) as db:
+        hostops.start(db, session_id, key, check, ME, settings, "first")
+    with unit_of_work(engine) as db:
+        outcome = hostops._activate(db, stale, str((project_root / "shop").resolve()), ME, settings,
+                                    reason="started", task_id="second")
+    assert outcome.raced and outcome.session is None
+    with unit_of_work(engine) as db:
+        assert db.get(Session, session_id).status == SessionStatus.ACTIVE
