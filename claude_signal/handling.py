@@ -44,6 +44,11 @@ class Context:
     settings: Settings
     task_id: str | None = None
     local_host: str | None = None
+    keep_order: bool = True
+
+
+class NotYet(Exception):
+    """The message before this one in its conversation is still being handled; try again shortly."""
 
 
 class Reply(Exception):
@@ -73,6 +78,10 @@ def mark_handled(db: DB, key: str) -> None:
                .execution_options(synchronize_session=False))
 
 
+def _handled(db: DB, key: str) -> bool:
+    return db.execute(select(Inbox.status).where(Inbox.key == key)).scalar_one_or_none() == InboxStatus.HANDLED
+
+
 def reply(db: DB, wakeups: Wakeups, msg: InboundMessage, text: str, *, suffix: str = "reply") -> None:
     """Queue the answer to ``msg`` in this transaction; its dedupe key makes a second attempt a no-op."""
     wakeups.send_reply(outbox.enqueue(db, recipient=msg.conversation, text=text,
@@ -97,8 +106,14 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
         for outbox_id in outbox.unsent_for_inbox(db, msg.key):
             wakeups.send_reply(outbox_id)
         return wakeups
+    if ctx.keep_order and msg.after and msg.kind != "reaction" and not _handled(db, msg.after):
+        raise NotYet(msg.after)
     if not is_authorized(ctx.settings, msg):
         log.warning("dropped message %s from unauthorized sender %s", msg.key, msg.sender)
+        mark_handled(db, msg.key)
+        return wakeups
+    if msg.note_to_self and outbox.is_own_send(db, msg.conversation, msg.timestamp, msg.text):
+        log.info("ignored %s: it is the bot's own reply seen again in Note to Self", msg.key)
         mark_handled(db, msg.key)
         return wakeups
     if msg.kind == "edit":
@@ -114,6 +129,10 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
         return wakeups
     if msg.kind == "reaction":
         log.info("ignored reaction %s from %s", msg.reaction_emoji, msg.sender)
+        mark_handled(db, msg.key)
+        return wakeups
+    if msg.attachments and not msg.text.strip():
+        reply(db, wakeups, msg, replies.attachments_unsupported())
         mark_handled(db, msg.key)
         return wakeups
     command = c.parse(msg.text)
@@ -219,6 +238,8 @@ def default_host(db: DB, ctx: Context) -> str:
 
 
 def _check_host(db: DB, host: str, ctx: Context) -> None:
+    if host == ctx.local_host:
+        return  # this worker runs there, so the host is up whatever its last heartbeat says
     state = host_state(db, host, stale_after=ctx.settings.worker_stale_after)
     if state is None:
         raise Reply(replies.unknown_host(host, [s.host for s in host_states(db, stale_after=1e9)]))

@@ -42,6 +42,10 @@ class InboundMessage(BaseModel):
     quote_timestamp: int | None = Field(default=None, description="timestamp of the message replied to")
     reaction_emoji: str | None = None
     reaction_target_timestamp: int | None = None
+    attachments: int = Field(default=0, description="how many attachments came with it (not forwarded)")
+    note_to_self: bool = Field(default=False, description="the account's owner writing to their own number")
+    after: str | None = Field(default=None, description="key of the message read just before it in the same "
+                                                        "conversation: handled first, so order holds")
 
     @classmethod
     def build(cls, *, sender: str, conversation: str, timestamp: int, text: str = "", **extra) -> InboundMessage:

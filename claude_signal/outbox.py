@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session as DB
 
+from claude_signal import chunking
 from claude_signal.db.models import Outbox, OutboxStatus, utcnow
 from claude_signal.db.upsert import insert_or_ignore
 
@@ -131,3 +132,56 @@ def unsent_for_inbox(db: DB, inbox_key: str) -> list[int]:
         Outbox.inbox_key == inbox_key, Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])
     )
     return list(db.execute(stmt).scalars())
+
+
+def claim_next_for(db: DB, recipient: str, now: datetime | None = None) -> Outbox | None:
+    """Claim the oldest unsent reply to ``recipient`` if it is due; replies to one person go out in order.
+
+    A head row waiting out a backoff holds back the rows behind it: the failure (a rate limit, Signal down)
+    would hit them too, and a phone should never see the second half of a story first.
+    """
+    now = now or utcnow()
+    head = db.execute(
+        select(Outbox.id, Outbox.status, Outbox.next_attempt_at, Outbox.claimed_until)
+        .where(Outbox.recipient == recipient,
+               Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
+        .order_by(Outbox.id).limit(1)
+    ).first()
+    if head is None:
+        return None
+    if head.status == OutboxStatus.PENDING and head.next_attempt_at > now:
+        return None
+    if head.status == OutboxStatus.SENDING and head.claimed_until is not None and head.claimed_until >= now:
+        return None
+    return claim(db, head.id, now)
+
+
+def mark_parts_sent(db: DB, outbox_id: int, parts_sent: int, signal_timestamp: int | None) -> None:
+    """Remember progress through a multi-part reply, so a retry never re-sends a part the phone has."""
+    db.execute(
+        update(Outbox)
+        .where(Outbox.id == outbox_id, Outbox.status == OutboxStatus.SENDING)
+        .values(parts_sent=parts_sent, signal_timestamp=signal_timestamp)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def is_own_send(db: DB, recipient: str, timestamp: int, text: str, *, window: float = 3600.0) -> bool:
+    """True when a Note to Self message is one of our own replies seen again (same timestamp or text).
+
+    signal-cli does not echo its own sends, but a second client of the same account would see them as
+    sync transcripts; they must never become commands.
+    """
+    since = utcnow() - timedelta(seconds=window)
+    rows = db.execute(
+        select(Outbox.signal_timestamp, Outbox.text)
+        .where(Outbox.recipient == recipient, Outbox.created_at >= since,
+               Outbox.status.in_([OutboxStatus.SENDING, OutboxStatus.SENT]))
+    ).all()
+    wanted = text.strip()
+    for sent_ts, body in rows:
+        if sent_ts == timestamp:
+            return True
+        if wanted and wanted in {p.text.strip() for p in chunking.plan(body).parts} | {body.strip()}:
+            return True
+    return False

@@ -1,9 +1,9 @@
 """What a worker does around its tasks: learn who it is, beat its heart, and start recovery when ready.
 
 - ``celeryd_after_setup`` (main process, before the pool forks): node name, host and a fresh incarnation.
-- A consumer bootstep beats every ``heartbeat_interval`` on the worker's own timer: it registers the
-  worker once, then renews its row and its sessions' leases, and every few beats asks for a sweep. As a
-  bootstep it restarts with the consumer after a broker reconnect (timer entries do not survive that).
+- A consumer bootstep registers the worker once, then a thread of its own renews the worker's row and its
+  sessions' leases every ``heartbeat_interval`` and every few beats asks for a sweep. It keeps beating
+  through broker reconnects: the worker and its turns are alive even when Redis is not.
 - ``worker_ready`` only publishes ``recovery.run`` and returns: a slow handler would stall heartbeats.
 """
 
@@ -25,44 +25,40 @@ SWEEP_EVERY_BEATS = 6
 
 
 class Heartbeat(bootsteps.StartStopStep):
-    """Keeps this worker's row and leases fresh from the main process.
+    """Keeps this worker's row and leases fresh, from a thread of the main process.
 
-    The timer only hands the beat to one background thread: a slow or locked database must never stall
-    the worker's event loop (it would stop fetching messages and sending Celery's own heartbeats).
+    The beat runs beside Celery's event loop, not on its timer: a slow database must never stall message
+    fetching, and a broker outage must not stop the beats, since the worker and its running turns live on
+    (a stopped heartbeat would let other workers take a live session for an orphan).
     """
 
     requires: ClassVar[set[str]] = {"celery.worker.consumer.tasks:Tasks"}
 
     def __init__(self, parent, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(parent, **kwargs)
-        self.tref = None
         self.registered = False
         self.beats = 0
-        self.busy = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.stopping = threading.Event()
 
     def start(self, consumer):  # type: ignore[no-untyped-def]
         if not self.registered:
             self.beat(consumer)  # inline once, so the worker is known before it reports ready
-        self.tref = consumer.timer.call_repeatedly(runtime.settings().heartbeat_interval, self.tick,
-                                                   (consumer,), priority=10)
+        if self.thread is None:  # once per worker: a consumer restart (broker reconnect) keeps it
+            self.thread = threading.Thread(target=self._run, args=(consumer,), name="claude-signal-heartbeat",
+                                           daemon=True)
+            self.thread.start()
 
     def stop(self, consumer):  # type: ignore[no-untyped-def]
-        if self.tref is not None:
-            self.tref.cancel()
-            self.tref = None
+        return None  # the consumer restarts around broker reconnects; the heartbeat goes on
 
-    def tick(self, consumer):  # type: ignore[no-untyped-def]
-        if not self.busy.acquire(blocking=False):
-            log.warning("previous heartbeat still running; the database is slow")
-            return
-        threading.Thread(target=self._beat_then_release, args=(consumer,), name="claude-signal-heartbeat",
-                         daemon=True).start()
+    def shutdown(self, consumer):  # type: ignore[no-untyped-def]
+        self.stopping.set()
 
-    def _beat_then_release(self, consumer):  # type: ignore[no-untyped-def]
-        try:
+    def _run(self, consumer):  # type: ignore[no-untyped-def]
+        interval = runtime.settings().heartbeat_interval
+        while not self.stopping.wait(interval):
             self.beat(consumer)
-        finally:
-            self.busy.release()
 
     def beat(self, consumer):  # type: ignore[no-untyped-def]
         from claude_signal import workers

@@ -13,6 +13,11 @@ from claude_signal.inbound import COMMAND_TASK, InboundMessage
 
 log = logging.getLogger(__name__)
 
+# A message waits at most this long (steps x retries) for the one before it in its conversation, e.g. a
+# prompt sent right after /session start waits until the session has started, then goes to it.
+ORDER_WAIT_STEP = 0.5
+ORDER_WAIT_RETRIES = 120
+
 
 @app.task(name=COMMAND_TASK, bind=True, max_retries=None)
 def handle(self, message: dict) -> str:  # type: ignore[no-untyped-def]
@@ -21,10 +26,15 @@ def handle(self, message: dict) -> str:  # type: ignore[no-untyped-def]
     except ValidationError as error:
         log.error("dropped malformed inbound message %r: %s", message, error.errors()[:1])
         return "malformed"
-    ctx = handling.Context(settings=runtime.settings(), task_id=self.request.id, local_host=runtime.settings().host)
+    keep_order = self.request.retries < ORDER_WAIT_RETRIES
+    ctx = handling.Context(settings=runtime.settings(), task_id=self.request.id,
+                           local_host=runtime.settings().host, keep_order=keep_order)
     try:
         with runtime.transaction() as db:
             wakeups = handling.handle(db, msg, ctx)
+    except handling.NotYet as earlier:
+        log.info("%s waits for %s, read before it in the same conversation", msg.key, earlier)
+        raise self.retry(countdown=ORDER_WAIT_STEP) from None
     except DBAPIError as error:
         if error.connection_invalidated or _is_transient(error):
             log.warning("database unavailable handling %s; retrying: %s", msg.key, error.orig)

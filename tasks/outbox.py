@@ -1,42 +1,98 @@
-"""``outbox.send``: post one reply to signal-cli-rest-api, retrying what may pass with backoff."""
+"""``outbox.send``: post replies to signal-cli-rest-api in order, one lane per recipient, with backoff.
+
+The task names one row, but sends whatever is due for that row's recipient, oldest first, while it holds
+the recipient's lane; a reply split into parts records each part as it goes, so a retry resumes where
+the last attempt stopped.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 
-from claude_signal import outbox, runtime
+from claude_signal import chunking, outbox, runtime
 from claude_signal.celery import app
-from claude_signal.signal_api import SendError, client_for
+from claude_signal.config import Settings
+from claude_signal.db.models import Outbox
+from claude_signal.lanes import recipient_lane
+from claude_signal.signal_api import SendError, SignalClient, client_for
 from claude_signal.wakeups import OUTBOX_SEND, Wakeup, Wakeups
 
 log = logging.getLogger(__name__)
+
+LANE_BUSY_RETRY = 1.0
+ROWS_PER_RUN = 20
 
 
 @app.task(name=OUTBOX_SEND, bind=True)
 def send(self, outbox_id: int) -> str:  # type: ignore[no-untyped-def]
     settings = runtime.settings()
     with runtime.transaction() as db:
-        row = outbox.claim(db, outbox_id)
-    if row is None:
-        return "not due"
+        row = db.get(Outbox, outbox_id)
+        recipient = row.recipient if row is not None else None
+    if recipient is None:
+        return "unknown reply"
+    with recipient_lane(settings.resolved_broker_url, recipient) as held:
+        if not held:  # the holder will usually send this one too; look again shortly in case it just left
+            _wake(outbox_id, LANE_BUSY_RETRY)
+            return "lane busy"
+        return _drain(settings, recipient)
+
+
+def _drain(settings: Settings, recipient: str) -> str:
+    sent = 0
+    for _ in range(ROWS_PER_RUN):
+        with runtime.transaction() as db:
+            row = outbox.claim_next_for(db, recipient)
+        if row is None:
+            return f"sent {sent}"
+        if not _send_row(settings, row, paced=sent > 0):
+            return f"sent {sent}, then failed"
+        sent += 1
+    _wake(row.id, 0)
+    return f"sent {sent}, more to come"
+
+
+def _send_row(settings: Settings, row: Outbox, *, paced: bool) -> bool:
+    """Post one reply (all its remaining parts); True when it is done, sent or given up for good."""
     if not settings.account:
-        error = SendError("CLAUDE_SIGNAL_ACCOUNT is not set on this worker", retryable=True)
-    else:
-        client = client_for(settings.signal_api, settings.account, settings.signal_timeout)
+        return _failed(settings, row, SendError("CLAUDE_SIGNAL_ACCOUNT is not set on this worker", retryable=True))
+    client = client_for(settings.signal_api, settings.account, settings.signal_timeout)
+    delivery = chunking.plan(row.text, styled=row.text_mode == "styled", attachment_over=settings.attachment_over)
+    last = len(delivery.parts) - 1
+    timestamp = row.signal_timestamp
+    for index in range(row.parts_sent, last + 1):
+        if paced or index > row.parts_sent:
+            time.sleep(settings.send_interval)
         try:
-            receipt = client.send(row.recipient, row.text, text_mode=row.text_mode)
-        except SendError as failure:
-            error = failure
-        else:
+            timestamp = _post(client, row.recipient, delivery, index)
+        except SendError as error:
+            return _failed(settings, row, error)
+        if index < last:
             with runtime.transaction() as db:
-                outbox.mark_sent(db, outbox_id, receipt.timestamp)
-            return "sent"
+                outbox.mark_parts_sent(db, row.id, index + 1, timestamp)
+    with runtime.transaction() as db:
+        outbox.mark_sent(db, row.id, timestamp)
+    return True
+
+
+def _post(client: SignalClient, recipient: str, delivery: chunking.Delivery, index: int) -> int | None:
+    part = delivery.parts[index]
+    attach = [delivery.attachment] if delivery.attachment and index == len(delivery.parts) - 1 else None
+    return client.send(recipient, part.text, text_mode=part.text_mode, base64_attachments=attach).timestamp
+
+
+def _failed(settings: Settings, row: Outbox, error: SendError) -> bool:
     with runtime.transaction() as db:
         plan = outbox.mark_failed_attempt(db, row, str(error), retryable=error.retryable,
                                           max_age=settings.outbox_max_age, retry_after=error.retry_after)
     if plan.delay is None:
-        log.error("gave up sending reply %d to %s: %s", outbox_id, row.recipient, error)
-        return "failed"
-    log.warning("reply %d not sent (attempt %d, next in %.0fs): %s", outbox_id, row.attempts, plan.delay, error)
-    runtime.publish(app, Wakeups([Wakeup(OUTBOX_SEND, (outbox_id,), countdown=plan.delay)]))
-    return "retry"
+        log.error("gave up sending reply %d to %s: %s", row.id, row.recipient, error)
+        return True
+    log.warning("reply %d not sent (attempt %d, next in %.0fs): %s", row.id, row.attempts, plan.delay, error)
+    _wake(row.id, plan.delay)
+    return False
+
+
+def _wake(outbox_id: int, delay: float) -> None:
+    runtime.publish(app, Wakeups([Wakeup(OUTBOX_SEND, (outbox_id,), countdown=delay or None)]))

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from celery import Celery
 
-from claude_signal.inbound import COMMAND_TASK, InboundMessage, task_id_for
-from claude_signal.wakeups import SHARED_QUEUE
+from claude_signal.enqueue import InboundPublisher
+from claude_signal.inbound import InboundMessage
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_CLAUDE = Path(os.environ.get("CLAUDE_SIGNAL_TEST_CLAUDE", ROOT / "tests" / "fakes" / "claude"))
@@ -157,12 +156,46 @@ class WorkerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
+class ListenerProcess:
+    """The real ``claude-signal listen`` in a subprocess (signalbot against the fake signal server)."""
+
+    def __init__(self, env: dict[str, str], logdir: Path) -> None:
+        self.env = env
+        self.logfile = logdir / "listener.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    def start(self) -> ListenerProcess:
+        self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
+        with self.logfile.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "claude_signal.cli", "listen"], env=self.env,
+                                         cwd=self.env["CLAUDE_SIGNAL_HOME"], stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace")[self._log_offset:] if self.logfile.exists() else ""
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
 class Publisher:
-    """Sends inbound messages the way the listener does: by task name, keyed by idempotency key."""
+    """Sends inbound messages with the listener's own publisher, for tests that start behind the listener."""
 
     def __init__(self, broker_url: str) -> None:
-        self.app = Celery("test-publisher", broker=broker_url, set_as_current=False)
-        self.app.conf.task_send_sent_event = True
+        self.inbound = InboundPublisher(broker_url)
+        self.app = self.inbound.app
         self._ts = int(time.time() * 1000)
 
     def message(self, text: str, *, sender: str = "alice-uuid", conversation: str | None = None,
@@ -174,8 +207,7 @@ class Publisher:
                                     text=text, **extra)
 
     def publish(self, msg: InboundMessage) -> InboundMessage:
-        self.app.send_task(COMMAND_TASK, args=[msg.model_dump(mode="json")], task_id=task_id_for(msg.key),
-                           queue=SHARED_QUEUE, routing_key=SHARED_QUEUE)
+        self.inbound.publish(msg)
         return msg
 
     def send(self, text: str, **kwargs: Any) -> InboundMessage:

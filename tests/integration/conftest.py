@@ -11,9 +11,10 @@ from sqlalchemy import Engine
 
 from claude_signal.db.engine import make_engine
 from tests.fakes.signal_rest import FakeSignalServer
-from tests.harness import FAKE_CLAUDE, Publisher, RedisServer, WorkerProcess
+from tests.harness import FAKE_CLAUDE, ListenerProcess, Publisher, RedisServer, WorkerProcess
 
 ACCOUNT = "+15550000001"
+ALICE = "+15550000002"  # Signal knows her as alice-uuid; she is authorized by uuid and number
 
 # Short clocks so crashes are noticed in seconds: a turn may last 8 s, so a message taken by a dead
 # worker comes back after 10 s (the visibility timeout stays above the turn limit, as in production).
@@ -37,6 +38,18 @@ class System:
     engine: Engine
     projects: Path
     workers: list[WorkerProcess] = field(default_factory=list)
+    listeners: list[ListenerProcess] = field(default_factory=list)
+
+    def listener(self, **env: str) -> ListenerProcess:
+        """Start the real listener and wait until signalbot has attached its websocket."""
+        seen = self.signal.connections
+        proc = ListenerProcess({**self.env, **env}, self.tmp / "logs").start()
+        self.listeners.append(proc)
+        try:
+            self.signal.wait_connected(timeout=30, after=seen)
+        except TimeoutError:
+            raise AssertionError(f"listener never connected:\n{proc.log()[-3000:]}") from None
+        return proc
 
     def worker(self, name: str = "w1", host: str = "hosta", *, start: bool = True, **kw) -> WorkerProcess:  # type: ignore[no-untyped-def]
         proc = WorkerProcess(self.env, name, host, self.tmp / "logs", **kw)
@@ -57,6 +70,7 @@ class System:
         from sqlalchemy import text
 
         parts = [f"===== {w.node}\n{w.log()[-4000:]}" for w in self.workers]
+        parts += [f"===== listener\n{x.log()[-3000:]}" for x in self.listeners]
         with self.engine.connect() as conn:
             for table in ("session", "transition", "inbox", "outbox", "turn", "worker"):
                 rows = conn.execute(text(f"SELECT * FROM {table}")).fetchall()
@@ -71,6 +85,7 @@ def system(database_url: str, tmp_path: Path) -> Iterator[System]:
     upgrade(database_url)
     redis = RedisServer(tmp_path / "redis").start()
     signal = FakeSignalServer(account=ACCOUNT)
+    signal.contact(ALICE, "alice-uuid", "Alice")
     signal.start()
     projects = tmp_path / "projects"
     (projects / "shop").mkdir(parents=True)
@@ -101,6 +116,8 @@ def system(database_url: str, tmp_path: Path) -> Iterator[System]:
     try:
         yield system
     finally:
+        for listener in system.listeners:
+            listener.stop()
         for worker in system.workers:
             worker.stop()
         publisher.close()

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("claimed_until", claude_signal.db.models.UTCDateTime(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("signal_timestamp", sa.BigInteger(), nullable=True),
+        sa.Column("parts_sent", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_at", claude_signal.db.models.UTCDateTime(), nullable=False),
         sa.Column("sent_at", claude_signal.db.models.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
@@ -59,6 +60,7 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_outbox_inbox_key"), ["inbox_key"], unique=False)
         batch_op.create_index("ix_outbox_status_next", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_outbox_recipient_status", ["recipient", "status"], unique=False)
 
     op.create_table(
         "session",
@@ -234,6 +236,7 @@ def downgrade() -> None:
 
     op.drop_table("session")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_recipient_status")
         batch_op.drop_index("ix_outbox_status_next")
         batch_op.drop_index(batch_op.f("ix_outbox_inbox_key"))
 

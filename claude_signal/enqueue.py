@@ -1,0 +1,42 @@
+"""Publishing inbound messages to the workers, by task name: the listener's only link to Celery.
+
+A small Celery app of its own (no task modules, no database): one ``command.handle`` per message on the
+shared queue, with a task id derived from the idempotency key so Flower shows one entry per message and a
+re-publish is recognisably the same message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from claude_signal.inbound import COMMAND_TASK, InboundMessage, task_id_for
+from claude_signal.wakeups import SHARED_QUEUE
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not take the message; it stays in the spool."""
+
+
+class InboundPublisher:
+    def __init__(self, broker_url: str, *, connect_timeout: float = 3.0) -> None:
+        self.app = Celery("claude-signal-listener", broker=broker_url, set_as_current=False)
+        self.app.conf.update(
+            task_send_sent_event=True,  # Flower shows a message from the moment it is queued
+            broker_connection_timeout=connect_timeout,
+            broker_connection_retry_on_startup=False,
+            broker_transport_options={"socket_connect_timeout": connect_timeout, "socket_timeout": 10},
+        )
+
+    def publish(self, message: InboundMessage | dict[str, Any]) -> None:
+        record = message.model_dump(mode="json") if isinstance(message, InboundMessage) else message
+        try:
+            self.app.send_task(COMMAND_TASK, args=[record], task_id=task_id_for(record["key"]),
+                               queue=SHARED_QUEUE, routing_key=SHARED_QUEUE, retry=False)
+        except (OperationalError, ConnectionError, OSError) as error:
+            raise BrokerUnavailable(str(error)) from error
+
+    def close(self) -> None:
+        self.app.close()

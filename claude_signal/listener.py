@@ -1,0 +1,213 @@
+"""``claude-signal listen``: read Signal through signalbot, keep every message, hand it to the workers.
+
+The listener is thin on purpose. A signalbot handler maps the event (:mod:`claude_signal.envelopes`),
+journals it (:mod:`claude_signal.spool`) and returns without awaiting anything, so the websocket loop is
+never held up and messages keep the order they were read in. A :class:`Forwarder` thread moves journaled
+messages to the broker in that order; while the broker is away they wait in the journal. Nothing here
+touches the database or ``claude``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import urlsplit
+
+from signalbot import Config, DataMessageHandler, ReactionHandler, SignalBot
+from signalbot.context import DataMessageContext, ReactionContext
+
+from claude_signal.config import Settings
+from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
+from claude_signal.envelopes import Identity, Ignored, to_inbound
+from claude_signal.inbound import InboundMessage
+from claude_signal.spool import Spool
+
+log = logging.getLogger(__name__)
+
+SPOOL_NAME = "listener-spool.jsonl"
+RECENT_KEYS = 2048
+
+
+class Forwarder:
+    """Journal first, then publish in order from a thread of its own; an outage only delays."""
+
+    def __init__(self, spool: Spool, publisher: InboundPublisher, *, max_backoff: float = 5.0) -> None:
+        self.spool = spool
+        self.publisher = publisher
+        self.max_backoff = max_backoff
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
+        self._last_in_conversation: dict[str, str] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.published = 0
+
+    def start(self) -> Forwarder:
+        self._thread.start()
+        self._wake.set()  # replay what a previous run left
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after one last attempt to hand over what is spooled; the rest waits for the next start."""
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def submit(self, msg: InboundMessage) -> bool:
+        """Keep ``msg`` (durably, in order); False when it is a frame already seen."""
+        if msg.key in self._recent:
+            return False
+        self._recent[msg.key] = None
+        if len(self._recent) > RECENT_KEYS:
+            self._recent.popitem(last=False)
+        if msg.kind != "reaction":
+            after = self._last_in_conversation.get(msg.conversation)
+            self._last_in_conversation[msg.conversation] = msg.key
+            msg = msg.model_copy(update={"after": after})
+        self.spool.append(msg.model_dump(mode="json"))
+        self._wake.set()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            stopping = self._stopping.is_set()
+            self._drain(final=stopping)
+            if stopping:
+                return
+
+    def _drain(self, *, final: bool = False) -> None:
+        delay = 0.2
+        outage_logged = False
+        while True:
+            try:
+                count = self._publish_pending()
+            except BrokerUnavailable as error:
+                if not outage_logged:
+                    log.warning("broker unreachable (%s); %d message(s) kept in %s until it is back",
+                                error, self.spool.backlog(), self.spool.path)
+                    outage_logged = True
+                if final or self._stopping.wait(delay):
+                    return
+                delay = min(self.max_backoff, delay * 2)
+                continue
+            if outage_logged:
+                log.info("broker is back; replayed the spooled messages (%d this pass)", count)
+            return
+
+    def _publish_pending(self) -> int:
+        count = 0
+        for offset, record in self.spool.pending():
+            if record:
+                self.publisher.publish(record)
+                self.published += 1
+                count += 1
+            self.spool.commit(offset)
+        return count
+
+
+class Listener:
+    """Decides what to do with each Signal event; signalbot calls it from its handlers."""
+
+    def __init__(self, identity: Identity, forwarder: Forwarder) -> None:
+        self.identity = identity
+        self.forwarder = forwarder
+
+    def accept(self, event: Any) -> InboundMessage | None:
+        result = to_inbound(event, self.identity)
+        if isinstance(result, Ignored):
+            level = logging.WARNING if result.reason.startswith("unauthorized") else logging.DEBUG
+            log.log(level, "dropped Signal message at %s: %s", getattr(event, "timestamp", "?"), result.reason)
+            return None
+        if self.forwarder.submit(result):
+            log.info("queued %s from %s (%s)", result.key, result.sender, result.kind)
+        return result
+
+
+class _Messages(DataMessageHandler):
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+
+    async def handle_data_message(self, context: DataMessageContext) -> None:
+        self.listener.accept(context.message)  # no await before this: order is kept
+
+
+class _Reactions(ReactionHandler):
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+
+    async def handle_reaction(self, context: ReactionContext) -> None:
+        self.listener.accept(context.message)
+
+
+def tolerate_bad_frames() -> None:
+    """Keep the websocket open when a frame does not parse.
+
+    signalbot 2.x lets a frame that fails validation (signal-cli's ``{"error": …}`` frames among them)
+    escape its producer, which then drops the socket and reconnects; frames the server had already written
+    to the old socket are lost with it, and json-rpc mode keeps no copy. Such a frame is logged and skipped
+    instead, through the skip path signalbot already has for unknown formats.
+    """
+    from pydantic import ValidationError
+    from signalbot import _pipeline
+    from signalbot.messages.parser import UnknownMessageFormatError
+
+    original = getattr(_pipeline, "parse", None)
+    if original is None or getattr(original, "_claude_signal", False):
+        return
+
+    async def parse(signal: Any, raw: str) -> Any:
+        try:
+            return await original(signal, raw)
+        except (ValidationError, ValueError, KeyError) as error:
+            log.warning("skipped a frame signalbot cannot read (%s): %.300s", type(error).__name__, raw)
+            raise UnknownMessageFormatError(str(error)) from None
+
+    parse._claude_signal = True  # type: ignore[attr-defined]
+    _pipeline.parse = parse  # type: ignore[assignment]
+
+
+def bot_config(settings: Settings) -> Config:
+    """signalbot wants ``host:port`` and a connection mode instead of a URL."""
+    parts = urlsplit(settings.signal_api)
+    service = parts.netloc + parts.path.rstrip("/")
+    mode = "https_only" if parts.scheme == "https" else "http_only"
+    return Config(phone_number=settings.account or "", signal_service=service, connection_mode=mode,
+                  storage={"type": "in-memory"}, download_attachments=False, retry_interval=1,
+                  logging_level=logging.WARNING)
+
+
+def run(settings: Settings) -> int:
+    """Listen until SIGINT or SIGTERM; what is read but not yet published stays in the spool."""
+    if not settings.account:
+        raise SystemExit("CLAUDE_SIGNAL_ACCOUNT: the bot's Signal number is required to listen")
+    if not settings.authorized:
+        log.warning("CLAUDE_SIGNAL_AUTHORIZED is empty: every message will be dropped")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    spool = Spool(settings.home / SPOOL_NAME)
+    publisher = InboundPublisher(settings.resolved_broker_url)
+    forwarder = Forwarder(spool, publisher).start()
+    listener = Listener(Identity(settings.account, frozenset(settings.authorized)), forwarder)
+    tolerate_bad_frames()
+    bot = SignalBot(bot_config(settings))
+    bot.register(_Messages(listener))
+    bot.register(_Reactions(listener))
+    log.info("listening to %s for %s; journal %s", settings.signal_api, settings.account, spool.path)
+    try:
+        bot.start()  # blocks; SIGINT or SIGTERM stop it gracefully
+    finally:
+        forwarder.stop()
+        publisher.close()
+        spool.close()
+        log.info("listener stopped; %d message(s) left in the spool for the next start", spool_backlog(spool))
+    return 0
+
+
+def spool_backlog(spool: Spool) -> int:
+    try:
+        return spool.backlog()
+    except OSError:
+        return 0

@@ -1,0 +1,86 @@
+"""The listener's journal: every message read from Signal is written here before anything else happens.
+
+signal-cli-rest-api in json-rpc mode keeps nothing, so once the listener has read a message it alone holds
+it. Each record is one JSON line, flushed and fsynced; a cursor file says how far the broker has taken
+them. Publishing walks from the cursor in order, so a broker outage or a listener restart only delays
+messages. A record published twice (a crash between publish and cursor) collapses on its idempotency key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Spool:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.cursor_path = path.with_name(path.name + ".cursor")
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "ab")  # noqa: SIM115 - held for the listener's life
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Durably add one record (it survives a crash of the listener or of the machine)."""
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def _cursor(self, size: int) -> int:
+        try:
+            cursor = int(self.cursor_path.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+        return cursor if cursor <= size else 0  # a compacted journal starts again at 0
+
+    def pending(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Records not yet taken by the broker, oldest first, each with the offset just past it."""
+        with self._lock:
+            size = self.path.stat().st_size
+            start = self._cursor(size)
+        if start >= size:
+            return
+        with open(self.path, "rb") as journal:
+            journal.seek(start)
+            offset = start
+            for raw in journal:
+                if offset + len(raw) > size:
+                    break  # appended after we looked: the next pass takes it
+                offset += len(raw)
+                if not raw.endswith(b"\n"):
+                    log.error("spool %s ends in a torn record (%d bytes); skipping it", self.path, len(raw))
+                    yield offset, {}
+                    continue
+                try:
+                    yield offset, json.loads(raw)
+                except ValueError:
+                    log.error("spool %s holds an unreadable record at %d; skipping it", self.path, offset)
+                    yield offset, {}
+
+    def commit(self, offset: int) -> None:
+        """Everything before ``offset`` is in the broker; when that is everything, start the file afresh."""
+        with self._lock:
+            size = self.path.stat().st_size
+            if offset >= size:
+                self._file.truncate(0)
+                offset = 0
+            tmp = self.cursor_path.with_name(self.cursor_path.name + ".tmp")
+            tmp.write_text(str(offset))
+            os.replace(tmp, self.cursor_path)
+
+    def backlog(self) -> int:
+        """How many records wait for the broker."""
+        return sum(1 for _ in self.pending())
