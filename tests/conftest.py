@@ -91,3 +91,17 @@ def settings(database_url: str, project_root: Path, tmp_path: Path) -> Settings:
         home=tmp_path / "home", database_url=database_url, project_roots=[project_root], host="hosta",
         claude_bin=str(fake_claude), account="+15550000001", authorized=[],
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``transport`` exercise processes and the network, not the database: one backend suffices."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.get_closest_marker("transport") and params.get("database_url", "sqlite") != "sqlite":
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

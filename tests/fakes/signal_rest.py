@@ -294,6 +294,12 @@ class FakeSignalServer:
         if self._call(lambda: self._broadcast(payload)) is None:  # not serving
             self._keep(payload)
 
+    def take_backlog(self) -> list[dict[str, Any]]:
+        """The frames waiting for a socket, removed: lets unit tests parse exactly what would be sent."""
+        with self._cond:
+            backlog, self._backlog = self._backlog, []
+        return [json.loads(p) for p in backlog]
+
     def _keep(self, payload: str) -> None:
         with self._cond:
             if self.mode == "buffered":

@@ -12,14 +12,13 @@ from claude_signal.db.models import Session, SessionStatus, Turn, TurnStatus
 from claude_signal.procs import group_alive
 from tests.harness import wait_until
 from tests.integration.conftest import System
-from tests.integration.helpers import one_session
+from tests.integration.helpers import one_session, sessions
 
 
 def start(system: System, project: str = "shop") -> Session:
     system.publisher.send(f"/session start {system.projects / project}")
     system.wait_reply(lambda t: t.startswith("Started session") and project in t)
-    return next(s for s in __import__("tests.integration.helpers", fromlist=["sessions"]).sessions(system.engine)
-                if s.project_path.endswith(project))
+    return next(s for s in sessions(system.engine) if s.project_path.endswith(project))
 
 
 def turns(system: System) -> list[Turn]:
@@ -134,6 +133,52 @@ def test_kill_mid_turn_pauses_and_leaves_no_claude(system: System) -> None:
     system.wait_reply(lambda t: "Echo: again" in t)
     log = [json.loads(line) for line in Path(system.env["FAKE_CLAUDE_LOG"]).read_text().splitlines()]
     assert {a for call in log for a in call["argv"] if session.claude_session_id in a}  # same Claude session id
+
+
+def test_stop_mid_turn_ends_claude_and_the_session(system: System) -> None:
+    system.env["FAKE_CLAUDE_SCENARIO"] = "slow"
+    system.env["FAKE_CLAUDE_DELAY"] = "60"
+    system.worker()
+    session = start(system)
+    system.publisher.send("a long refactor")
+    running = wait_until(lambda: next((t for t in turns(system) if t.claude_pgid), None), message="claude to start")
+    system.publisher.send(f"/session stop {session.id}")
+    system.wait_reply(lambda t: t.startswith(f"Stopped session {session.id}"))
+    wait_until(lambda: not group_alive(running.claude_pgid), timeout=15, message="claude's group to be gone")
+    wait_until(lambda: turns(system)[0].status != TurnStatus.RUNNING, message="the turn to end")
+    assert one_session(system.engine).status == SessionStatus.TERMINATED
+    system.publisher.send("anyone there?")
+    system.wait_reply(lambda t: session.id in t and "terminated" in t.lower())
+
+
+def test_mode_applies_to_the_next_turn(system: System) -> None:
+    system.worker()
+    session = start(system)
+    system.publisher.send("/mode plan")
+    system.wait_reply(lambda t: t.startswith(f"Session {session.id} now uses permission mode plan"))
+    system.publisher.send("make a plan")
+    system.wait_reply(lambda t: "Echo: make a plan" in t)
+    calls = [json.loads(line) for line in Path(system.env["FAKE_CLAUDE_LOG"]).read_text().splitlines()]
+    argv = next(c["argv"] for c in calls if "--version" not in c["argv"])
+    assert argv[argv.index("--permission-mode") + 1] == "plan"
+
+
+def test_resume_where_the_transcript_is_missing_says_so(system: System) -> None:
+    worker = system.worker()
+    session = start(system)
+    system.publisher.send("remember me")
+    system.wait_reply(lambda t: "Echo: remember me" in t)
+    worker.stop()  # a clean stop pauses nothing by itself; the restart's recovery pauses the session
+    for transcript in Path(system.env["CLAUDE_CONFIG_DIR"]).rglob(f"{session.claude_session_id}.jsonl"):
+        transcript.unlink()
+    system.worker()
+    wait_until(lambda: one_session(system.engine).status == SessionStatus.PAUSED, timeout=30,
+               message="the session to be paused")
+    system.publisher.send(f"/session resume {session.id}")
+    (text,) = system.wait_reply(lambda t: t.startswith(f"Resumed session {session.id}"))
+    assert "transcript of it is missing on this host" in text
+    system.publisher.send("who am I?")
+    system.wait_reply(lambda t: "Echo: who am I? (turn 1; earlier: nothing)" in t)
 
 
 def _signal_timestamp_of(system: System, prefix: str) -> int:

@@ -91,6 +91,7 @@ def test_broker_outage_loses_nothing_and_keeps_order(system: System) -> None:
     wait_until(lambda: spool.stat().st_size == 0, message="the spool to empty")
 
 
+@pytest.mark.transport
 def test_listener_restart_replays_its_spool(system: System) -> None:
     listener = system.listener()  # no broker while it reads
     system.redis.stop()
@@ -104,6 +105,7 @@ def test_listener_restart_replays_its_spool(system: System) -> None:
     system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=30)
 
 
+@pytest.mark.transport
 def test_websocket_drop_loses_nothing(system: System) -> None:
     system.worker()
     listener = system.listener()
@@ -117,6 +119,7 @@ def test_websocket_drop_loses_nothing(system: System) -> None:
     assert listener.proc is not None and listener.proc.poll() is None
 
 
+@pytest.mark.transport
 def test_error_frame_does_not_stop_the_listener(system: System) -> None:
     system.worker()
     system.listener()
@@ -179,6 +182,7 @@ def test_note_to_self(system: System) -> None:
     assert all(ALICE not in m["recipients"] and "alice-uuid" not in m["recipients"] for m in system.signal.sent())
 
 
+@pytest.mark.transport
 def test_rate_limited_send_is_retried(system: System) -> None:
     system.worker()
     system.listener()
@@ -188,6 +192,7 @@ def test_rate_limited_send_is_retried(system: System) -> None:
     assert "rate-limit-challenge" in system.workers[0].log()
 
 
+@pytest.mark.transport
 def test_up_runs_everything_and_stops_cleanly(system: System, tmp_path: Path) -> None:
     home = tmp_path / "up-home"
     env = {k: v for k, v in system.env.items() if k not in ("CLAUDE_SIGNAL_BROKER_URL", "CLAUDE_SIGNAL_DATABASE_URL")}

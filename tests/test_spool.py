@@ -1,0 +1,101 @@
+"""The listener's journal and forwarder: durable, ordered, replayed after an outage or a restart.
+
+The broker side uses a real Redis through the listener's own publisher; only its availability is varied.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
+from claude_signal.inbound import InboundMessage
+from claude_signal.listener import Forwarder
+from claude_signal.spool import Spool
+from tests.harness import RedisServer, free_port, wait_until
+
+
+def message(n: int, conversation: str = "alice") -> InboundMessage:
+    return InboundMessage.build(sender="alice", conversation=conversation, timestamp=1000 + n, text=f"m{n}")
+
+
+def test_records_come_back_in_order_until_committed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.jsonl")
+    for n in range(3):
+        spool.append({"n": n})
+    pending = list(spool.pending())
+    assert [r["n"] for _, r in pending] == [0, 1, 2]
+    spool.commit(pending[0][0])
+    assert [r["n"] for _, r in spool.pending()] == [1, 2]
+    reopened = Spool(tmp_path / "s.jsonl")  # a restart sees the same
+    assert [r["n"] for _, r in reopened.pending()] == [1, 2]
+
+
+def test_fully_committed_journal_starts_afresh(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.jsonl")
+    spool.append({"n": 1})
+    (offset, _), = spool.pending()
+    spool.commit(offset)
+    assert spool.path.stat().st_size == 0
+    spool.append({"n": 2})
+    assert [r["n"] for _, r in spool.pending()] == [2]
+
+
+def test_torn_last_record_is_skipped_not_fatal(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.jsonl")
+    spool.append({"n": 1})
+    with open(spool.path, "ab") as raw:
+        raw.write(b'{"n": 2')  # a crash mid-write
+    assert [r.get("n") for _, r in spool.pending()] == [1, None]
+
+
+def queued_keys(redis: RedisServer) -> list[str]:
+    client = redis.client()
+    return [json.loads(m)["headers"]["id"] for m in reversed(client.lrange("shared", 0, -1))]
+
+
+def test_forwarder_spools_through_an_outage_and_replays_in_order(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis")
+    publisher = InboundPublisher(redis.url, connect_timeout=0.5)
+    forwarder = Forwarder(Spool(tmp_path / "s.jsonl"), publisher, max_backoff=0.3).start()
+    try:
+        for n in range(5):  # the broker is not running yet
+            assert forwarder.submit(message(n))
+        wait_until(lambda: forwarder.spool.backlog() == 5)
+        redis.start()
+        wait_until(lambda: len(queued_keys(redis)) == 5, timeout=20, message="the replay")
+        assert queued_keys(redis) == [f"in:alice:{1000 + n}" for n in range(5)]
+        assert forwarder.spool.backlog() == 0
+    finally:
+        forwarder.stop()
+        publisher.close()
+        redis.stop()
+
+
+def test_forwarder_chains_messages_of_a_conversation_and_drops_repeats(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis").start()
+    publisher = InboundPublisher(redis.url)
+    forwarder = Forwarder(Spool(tmp_path / "s.jsonl"), publisher).start()
+    try:
+        assert forwarder.submit(message(1))
+        assert forwarder.submit(message(2, conversation="group.x"))
+        assert forwarder.submit(message(3))
+        assert not forwarder.submit(message(3))  # the same frame twice
+        wait_until(lambda: len(queued_keys(redis)) == 3)
+        bodies = [json.loads(m) for m in reversed(redis.client().lrange("shared", 0, -1))]
+        afters = [json.loads(base64.b64decode(b["body"]))[0][0]["after"] for b in bodies]
+        assert afters == [None, None, "alice:1001"]
+    finally:
+        forwarder.stop()
+        publisher.close()
+        redis.stop()
+
+
+def test_publisher_reports_an_unreachable_broker() -> None:
+    publisher = InboundPublisher(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.5)
+    with pytest.raises(BrokerUnavailable):
+        publisher.publish(message(1))
+    publisher.close()
