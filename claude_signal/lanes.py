@@ -31,14 +31,35 @@ def lane_name(recipient: str) -> str:
     return "claude-signal:lane:" + hashlib.sha1(recipient.encode()).hexdigest()[:16]
 
 
+class Lane:
+    """A held lane; ``renew`` before each send keeps it while a long reply goes out."""
+
+    def __init__(self, lock: redis.lock.Lock | None, ttl: float) -> None:
+        self._lock = lock
+        self.ttl = ttl
+
+    @property
+    def held(self) -> bool:
+        return self._lock is not None
+
+    def renew(self) -> None:
+        if self._lock is not None:
+            with contextlib.suppress(redis.exceptions.LockError):
+                self._lock.extend(self.ttl, replace_ttl=True)
+
+
 @contextmanager
-def recipient_lane(broker_url: str, recipient: str, ttl: float = 120.0) -> Iterator[bool]:
-    """Yield True while this process holds the lane, False when another sender has it right now."""
+def recipient_lane(broker_url: str, recipient: str, ttl: float) -> Iterator[Lane]:
+    """Hold the recipient's lane for ``ttl`` seconds at a time; ``Lane.held`` is False when another has it.
+
+    A sender that dies keeps the lane at most ``ttl`` seconds. The lane only orders sends: no reply is
+    sent twice without it, since each row is claimed by compare-and-set.
+    """
     lock = _client(broker_url).lock(lane_name(recipient), timeout=ttl, blocking=False)
-    held = bool(lock.acquire())
+    acquired = bool(lock.acquire())
     try:
-        yield held
+        yield Lane(lock if acquired else None, ttl)
     finally:
-        if held:
+        if acquired:
             with contextlib.suppress(redis.exceptions.LockError):  # expired: the next sender took it over
                 lock.release()

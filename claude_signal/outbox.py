@@ -19,7 +19,7 @@ from claude_signal import chunking
 from claude_signal.db.models import Outbox, OutboxStatus, utcnow
 from claude_signal.db.upsert import insert_or_ignore
 
-CLAIM_SECONDS = 60.0
+CLAIM_SECONDS = 60.0  # default hold; senders pass their own (HTTP timeout plus a margin)
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
 
@@ -51,7 +51,7 @@ def enqueue(
     return db.execute(select(Outbox.id).where(Outbox.dedupe_key == dedupe_key)).scalar_one()
 
 
-def claim(db: DB, outbox_id: int, now: datetime | None = None) -> Outbox | None:
+def claim(db: DB, outbox_id: int, now: datetime | None = None, hold: float = CLAIM_SECONDS) -> Outbox | None:
     """Take the row for sending if it is due and nobody holds it; None means someone else has it or it is done."""
     now = now or utcnow()
     won = db.execute(
@@ -63,7 +63,7 @@ def claim(db: DB, outbox_id: int, now: datetime | None = None) -> Outbox | None:
                 (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_until < now),
             ),
         )
-        .values(status=OutboxStatus.SENDING, claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
+        .values(status=OutboxStatus.SENDING, claimed_until=now + timedelta(seconds=hold),
                 attempts=Outbox.attempts + 1)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -134,7 +134,7 @@ def unsent_for_inbox(db: DB, inbox_key: str) -> list[int]:
     return list(db.execute(stmt).scalars())
 
 
-def claim_next_for(db: DB, recipient: str, now: datetime | None = None) -> Outbox | None:
+def claim_next_for(db: DB, recipient: str, now: datetime | None = None, hold: float = CLAIM_SECONDS) -> Outbox | None:
     """Claim the oldest unsent reply to ``recipient`` if it is due; replies to one person go out in order.
 
     A head row waiting out a backoff holds back the rows behind it: the failure (a rate limit, Signal down)
@@ -153,7 +153,7 @@ def claim_next_for(db: DB, recipient: str, now: datetime | None = None) -> Outbo
         return None
     if head.status == OutboxStatus.SENDING and head.claimed_until is not None and head.claimed_until >= now:
         return None
-    return claim(db, head.id, now)
+    return claim(db, head.id, now, hold)
 
 
 def mark_parts_sent(db: DB, outbox_id: int, parts_sent: int, signal_timestamp: int | None) -> None:

@@ -14,7 +14,7 @@ from claude_signal import chunking, outbox, runtime
 from claude_signal.celery import app
 from claude_signal.config import Settings
 from claude_signal.db.models import Outbox
-from claude_signal.lanes import recipient_lane
+from claude_signal.lanes import Lane, recipient_lane
 from claude_signal.signal_api import SendError, SignalClient, client_for
 from claude_signal.wakeups import OUTBOX_SEND, Wakeup, Wakeups
 
@@ -32,28 +32,34 @@ def send(self, outbox_id: int) -> str:  # type: ignore[no-untyped-def]
         recipient = row.recipient if row is not None else None
     if recipient is None:
         return "unknown reply"
-    with recipient_lane(settings.resolved_broker_url, recipient) as held:
-        if not held:  # the holder will usually send this one too; look again shortly in case it just left
+    with recipient_lane(settings.resolved_broker_url, recipient, ttl=_hold(settings)) as lane:
+        if not lane.held:  # the holder will usually send this one too; look again shortly in case it just left
             _wake(outbox_id, LANE_BUSY_RETRY)
             return "lane busy"
-        return _drain(settings, recipient)
+        return _drain(settings, recipient, lane)
 
 
-def _drain(settings: Settings, recipient: str) -> str:
+def _drain(settings: Settings, recipient: str, lane: Lane) -> str:
     sent = 0
     for _ in range(ROWS_PER_RUN):
         with runtime.transaction() as db:
-            row = outbox.claim_next_for(db, recipient)
+            row = outbox.claim_next_for(db, recipient, hold=_hold(settings))
         if row is None:
             return f"sent {sent}"
-        if not _send_row(settings, row, paced=sent > 0):
+        if not _send_row(settings, row, lane, paced=sent > 0):
             return f"sent {sent}, then failed"
         sent += 1
     _wake(row.id, 0)
     return f"sent {sent}, more to come"
 
 
-def _send_row(settings: Settings, row: Outbox, *, paced: bool) -> bool:
+def _hold(settings: Settings) -> float:
+    """How long a sender may hold a lane or a row: one HTTP send and a margin. A sender that dies
+    mid-send delays that recipient's replies by this much at most."""
+    return settings.signal_timeout + 5.0
+
+
+def _send_row(settings: Settings, row: Outbox, lane: Lane, *, paced: bool) -> bool:
     """Post one reply (all its remaining parts); True when it is done, sent or given up for good."""
     if not settings.account:
         return _failed(settings, row, SendError("CLAUDE_SIGNAL_ACCOUNT is not set on this worker", retryable=True))
@@ -64,6 +70,7 @@ def _send_row(settings: Settings, row: Outbox, *, paced: bool) -> bool:
     for index in range(row.parts_sent, last + 1):
         if paced or index > row.parts_sent:
             time.sleep(settings.send_interval)
+        lane.renew()
         try:
             timestamp = _post(client, row.recipient, delivery, index)
         except SendError as error:

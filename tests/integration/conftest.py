@@ -25,6 +25,7 @@ FAST = {
     "CLAUDE_SIGNAL_TURN_TIMEOUT": "8",
     "CLAUDE_SIGNAL_VISIBILITY_TIMEOUT": "10",
     "CLAUDE_SIGNAL_UNACKED_RESTORE_INTERVAL": "1",
+    "CLAUDE_SIGNAL_SIGNAL_TIMEOUT": "3",  # a killed sender holds its recipient's lane for 8 s at most
 }
 
 

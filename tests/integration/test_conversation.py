@@ -148,7 +148,7 @@ def test_stop_mid_turn_ends_claude_and_the_session(system: System) -> None:
     wait_until(lambda: turns(system)[0].status != TurnStatus.RUNNING, message="the turn to end")
     assert one_session(system.engine).status == SessionStatus.TERMINATED
     system.publisher.send("anyone there?")
-    system.wait_reply(lambda t: session.id in t and "terminated" in t.lower())
+    system.wait_reply(lambda t: t.startswith(f"Session {session.id} has ended") and "/session start" in t)
 
 
 def test_mode_applies_to_the_next_turn(system: System) -> None:
