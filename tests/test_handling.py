@@ -29,9 +29,9 @@ def live_worker(engine: Engine) -> None:
         register(db, ME)
 
 
-def handle(engine: Engine, settings: Settings, m: InboundMessage) -> Wakeups:
+def handle(engine: Engine, settings: Settings, m: InboundMessage, local_host: str = "hosta") -> Wakeups:
     with unit_of_work(engine) as db:
-        return handling.handle(db, m, handling.Context(settings=settings, task_id="t", local_host="hosta"))
+        return handling.handle(db, m, handling.Context(settings=settings, task_id="t", local_host=local_host))
 
 
 def replies_to(engine: Engine, m: InboundMessage) -> list[str]:
@@ -123,8 +123,11 @@ def test_unknown_and_offline_hosts(engine: Engine, settings: Settings, project_r
                                      "Start a worker there first."]
     offline = settings.model_copy(update={"worker_stale_after": 0.000001})
     m = msg(f"/session start hosta:{project_root}")
-    handle(engine, offline, m)
+    handle(engine, offline, m, local_host="hostb")  # handled by a worker elsewhere: hosta's heartbeat is old
     assert replies_to(engine, m)[0].startswith("Host 'hosta' is offline")
+    m = msg(f"/session start hosta:{project_root}")
+    handle(engine, offline, m)  # handled on hosta itself: it is up, whatever its last heartbeat says
+    assert replies_to(engine, m) == []
 
 
 def test_list_stop_resume_and_prefixes(engine: Engine, settings: Settings, project_root: Path) -> None:

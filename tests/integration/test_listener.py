@@ -161,6 +161,9 @@ def test_group_is_bound_to_its_session(system: System) -> None:
     system.wait_reply(lambda t: t.startswith("Echo: hello from the group"), recipient=gid, timeout=30)
     session = one_session(system.engine)
     assert session.conversation == gid
+    typing = [(method, body["recipient"]) for method, _, body in system.signal.requests("/v1/typing-indicator/")]
+    assert ("PUT", gid) in typing and ("DELETE", gid) in typing  # "typing…" shown in the group while Claude ran
+    assert typing.index(("PUT", gid)) < len(typing) - 1 - typing[::-1].index(("DELETE", gid))
     # the direct chat has no current session: the group's binding is its own
     system.signal.direct(ALICE, "hello direct")
     system.wait_reply(lambda t: "No current session" in t or "no current session" in t.lower())
