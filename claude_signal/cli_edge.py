@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from claude_signal.config import Settings
+from claude_signal.supervisor import Child, Supervisor, embedded_redis, redis_server_binary
 
 SETUP_HELP = """\
 claude-signal up: CLAUDE_SIGNAL_ACCOUNT is not set, so there is no Signal account to listen on.
@@ -39,12 +40,14 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
         print(SETUP_HELP, file=sys.stderr)
         return 2
     from claude_signal.db.migrate import upgrade
-    from claude_signal.supervisor import Child, Supervisor, embedded_redis, redis_server_binary
 
     settings.home.mkdir(parents=True, exist_ok=True)
     logs = settings.home / "logs"
     logs.mkdir(exist_ok=True)
-    env = dict(os.environ)
+    env = dict(os.environ)  # the children's; the embedded broker's URL is added below
+    flower = _flower_child(args.flower, env, logs) if args.flower else None
+    if args.flower and flower is None:
+        return 2
     children: list[Child] = []
     supervisor = Supervisor(children)
     supervisor.install_signal_handlers()
@@ -64,14 +67,39 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
         env["CLAUDE_SIGNAL_BROKER_URL"] = settings.embedded_broker_url
-    upgrade(settings.sqlalchemy_url)
+    try:
+        upgrade(settings.sqlalchemy_url)
+    except BaseException:
+        for child in reversed(children):  # never leave the embedded Redis behind
+            child.stop()
+        raise
     me = [sys.executable, "-m", "claude_signal.cli"]
     children.append(Child("worker", [*me, "worker", "--concurrency", str(args.concurrency)], env,
                           logs / "worker.log", stop_timeout=settings.turn_timeout + 30))
     children.append(Child("listener", [*me, "listen"], env, logs / "listener.log"))
+    if flower is not None:
+        children.append(flower)
     print(f"claude-signal is up on {settings.host}: data in {settings.home}, logs in {logs}. Ctrl-C stops it.",
           flush=True)
     return supervisor.run()
+
+
+def _flower_child(address: str, env: dict[str, str], logs: Path) -> Child | None:
+    """Flower to watch the queues and tasks, never without a password (it shows every message)."""
+    import importlib.util
+
+    auth = os.environ.get("CLAUDE_SIGNAL_FLOWER_AUTH", "")
+    if ":" not in auth:
+        print("claude-signal up: --flower needs CLAUDE_SIGNAL_FLOWER_AUTH=user:password", file=sys.stderr)
+        return None
+    if importlib.util.find_spec("flower") is None:
+        print("claude-signal up: --flower needs the 'flower' extra: pip install 'claude-signal[flower]'",
+              file=sys.stderr)
+        return None
+    host, _, port = address.rpartition(":")
+    argv = [sys.executable, "-m", "celery", "-A", "claude_signal", "flower", f"--address={host or '127.0.0.1'}",
+            f"--port={port}", f"--basic-auth={auth}"]
+    return Child("flower", argv, env, logs / "flower.log")
 
 
 def _wait_for_socket(path: Path, redis: object, timeout: float = 15.0) -> bool:
@@ -95,4 +123,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     sub.add_parser("listen", help="read Signal and queue each message for the workers").set_defaults(func=_listen)
     up = sub.add_parser("up", help="run everything on this machine: broker, migrations, worker, listener")
     up.add_argument("--concurrency", "-c", type=int, default=4, help="worker processes (default 4)")
+    up.add_argument("--flower", nargs="?", const="127.0.0.1:5555", metavar="[HOST:]PORT",
+                    help="also run Flower (default 127.0.0.1:5555); needs CLAUDE_SIGNAL_FLOWER_AUTH=user:password")
     up.set_defaults(func=_up)

@@ -66,3 +66,54 @@ def test_too_old_reply_is_given_up(engine: Engine) -> None:
     with unit_of_work(engine) as db:
         row = outbox.claim(db, oid)
         assert outbox.mark_failed_attempt(db, row, "503", retryable=True, max_age=0).delay is None
+
+
+def test_replies_to_one_recipient_are_claimed_oldest_first(engine: Engine) -> None:
+    first, second = add(engine, "a"), add(engine, "b")
+    with unit_of_work(engine) as db:
+        other = outbox.enqueue(db, recipient="bob", text="hi", dedupe_key="c")
+    with unit_of_work(engine) as db:
+        head = outbox.claim_next_for(db, "alice")
+        assert head is not None and head.id == first
+        assert outbox.claim_next_for(db, "alice") is None  # the head is being sent: the rest wait behind it
+        bob = outbox.claim_next_for(db, "bob")
+        assert bob is not None and bob.id == other  # another person's lane is independent
+        outbox.mark_sent(db, first, 1)
+        nxt = outbox.claim_next_for(db, "alice")
+        assert nxt is not None and nxt.id == second
+
+
+def test_a_head_waiting_out_a_backoff_holds_back_the_rest(engine: Engine) -> None:
+    first, _second = add(engine, "a"), add(engine, "b")
+    with unit_of_work(engine) as db:
+        row = outbox.claim_next_for(db, "alice")
+        assert row is not None
+        plan = outbox.mark_failed_attempt(db, row, "429", retryable=True, max_age=3600)
+        assert plan.delay == 2.0
+        assert outbox.claim_next_for(db, "alice") is None
+        later = outbox.claim_next_for(db, "alice", now=utcnow() + timedelta(seconds=3))
+        assert later is not None and later.id == first
+
+
+def test_part_progress_survives_a_failed_attempt(engine: Engine) -> None:
+    oid = add(engine)
+    with unit_of_work(engine) as db:
+        row = outbox.claim(db, oid)
+        assert row is not None
+        outbox.mark_parts_sent(db, oid, 2, 555)
+        outbox.mark_failed_attempt(db, row, "500", retryable=True, max_age=3600)
+    with unit_of_work(engine) as db:
+        again = outbox.claim(db, oid, now=utcnow() + timedelta(seconds=3))
+        assert again is not None and (again.parts_sent, again.signal_timestamp) == (2, 555)
+
+
+def test_own_send_seen_again_is_recognised(engine: Engine) -> None:
+    oid = add(engine)
+    with unit_of_work(engine) as db:
+        outbox.claim(db, oid)
+        outbox.mark_sent(db, oid, 777)
+    with unit_of_work(engine) as db:
+        assert outbox.is_own_send(db, "alice", 777, "anything")
+        assert outbox.is_own_send(db, "alice", 1, "hi")
+        assert not outbox.is_own_send(db, "alice", 1, "/status")
+        assert not outbox.is_own_send(db, "bob", 777, "hi")

@@ -76,6 +76,7 @@ def new_internal_id() -> str:
 class Faults:
     down: bool = False
     send_failures: list[int] = field(default_factory=list)
+    planned: dict[int, int] = field(default_factory=dict)  # send attempt number -> status
     partial_failures: list[str] = field(default_factory=list)
 
 
@@ -97,6 +98,7 @@ class FakeSignalServer:
         self._sockets: set[web.WebSocketResponse] = set()
         self._connections = 0
         self._clock = int(time.time() * 1000)
+        self._send_attempts = 0
         self._cond = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -332,6 +334,11 @@ class FakeSignalServer:
         with self._cond:
             self.faults.send_failures.extend([status] * count)
 
+    def fail_send_after(self, successes: int, status: int = 500) -> None:
+        """Let ``successes`` more sends through, then fail one (e.g. in the middle of a multi-part reply)."""
+        with self._cond:
+            self.faults.planned[self._send_attempts + successes + 1] = status
+
     def fail_next_send_for_recipients(self, reason: str = "NETWORK_FAILURE") -> None:
         """The next send is accepted (201) with a per-recipient failure, as group sends often are."""
         with self._cond:
@@ -557,7 +564,9 @@ class FakeSignalServer:
             except ValueError:
                 return self._error(400, "Couldn't decode base64 attachment")
         with self._cond:
+            self._send_attempts += 1
             failure = self.faults.send_failures.pop(0) if self.faults.send_failures else None
+            failure = self.faults.planned.pop(self._send_attempts, failure)
             partial = self.faults.partial_failures.pop(0) if self.faults.partial_failures else None
         if failure == 429:
             return self._error(429, "Failed to send message due to rate limiting. Use the attached challenge "

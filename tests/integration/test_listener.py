@@ -149,6 +149,22 @@ def test_long_reply_arrives_split_and_complete(system: System) -> None:
     assert [p.splitlines()[-1] for p in parts] == [f"({n}/{total})" for n in range(1, total + 1)]
 
 
+def test_a_failed_part_is_retried_without_repeating_the_others(system: System) -> None:
+    system.worker()
+    system.listener()
+    system.signal.direct(ALICE, f"/session start {system.projects / 'shop'}")
+    system.wait_reply(lambda t: t.startswith("Started session"))
+    prompt = "\n\n".join(f"Point {n}: " + "the quick brown fox " * 20 for n in range(12))
+    system.signal.fail_send_after(1, status=500)  # part 1 goes out, part 2 fails once
+    system.signal.direct(ALICE, prompt)
+    system.wait_reply(lambda t: t.startswith("Done in"), timeout=40)
+    marks = [t.splitlines()[-1] for t in system.replies() if t.splitlines()[-1].startswith("(")]
+    total = int(marks[0].strip("()").split("/")[1])
+    assert total >= 2
+    assert marks == [f"({n}/{total})" for n in range(1, total + 1)]  # each part once, in order
+    assert "not sent (attempt 1" in system.workers[0].log()
+
+
 def test_group_is_bound_to_its_session(system: System) -> None:
     system.worker()
     system.listener()
