@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from claude_signal import handling, hostops
+from claude_signal import handling, hostops, outbox
 from claude_signal.config import Settings
 from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import Inbox, Outbox, Session, SessionStatus, Transition, Turn
@@ -234,3 +234,35 @@ def test_racing_host_steps_start_once(engine: Engine, settings: Settings, projec
     assert outcome.raced and outcome.session is None
     with unit_of_work(engine) as db:
         assert db.get(Session, session_id).status == SessionStatus.ACTIVE
+
+
+def test_attachment_without_text_gets_a_clear_reply(engine: Engine, settings: Settings) -> None:
+    m = InboundMessage.build(sender="alice", conversation="alice", timestamp=next(_ts), text="", attachments=1)
+    handle(engine, settings, m)
+    (text,) = replies_to(engine, m)
+    assert text.startswith("Attachments are not passed to Claude yet")
+
+
+def test_own_reply_echoed_in_note_to_self_is_ignored(engine: Engine, settings: Settings) -> None:
+    first = msg("/hosts", sender="owner", conversation="+15550000001")
+    handle(engine, settings, first)
+    (reply_text,) = replies_to(engine, first)
+    with unit_of_work(engine) as db:
+        oid = db.execute(select(Outbox.id).where(Outbox.inbox_key == first.key)).scalar_one()
+        outbox.claim(db, oid)
+        outbox.mark_sent(db, oid, 424242)
+    echo = InboundMessage.build(sender="owner", conversation="+15550000001", timestamp=424242, text=reply_text,
+                                note_to_self=True)
+    assert not handle(engine, settings, echo).items
+    assert replies_to(engine, echo) == []
+
+
+def test_message_waits_for_the_one_before_it(engine: Engine, settings: Settings) -> None:
+    first = msg("/session help")
+    second = InboundMessage.build(sender="alice", conversation="alice", timestamp=next(_ts), text="/hosts",
+                                  after=first.key)
+    with pytest.raises(handling.NotYet):
+        handle(engine, settings, second)
+    handle(engine, settings, first)
+    handle(engine, settings, second)
+    assert replies_to(engine, second)[0].startswith("Hosts:")
