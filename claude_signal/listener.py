@@ -15,7 +15,7 @@ from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
 
-from signalbot import Config, DataMessageHandler, ReactionHandler, SignalBot
+from signalbot import Config, ConnectionMode, DataMessageHandler, InMemoryConfig, ReactionHandler, SignalBot
 from signalbot.context import DataMessageContext, ReactionContext
 
 from claude_signal.config import Settings
@@ -174,9 +174,9 @@ def bot_config(settings: Settings) -> Config:
     """signalbot wants ``host:port`` and a connection mode instead of a URL."""
     parts = urlsplit(settings.signal_api)
     service = parts.netloc + parts.path.rstrip("/")
-    mode = "https_only" if parts.scheme == "https" else "http_only"
+    mode = ConnectionMode.HTTPS_ONLY if parts.scheme == "https" else ConnectionMode.HTTP_ONLY
     return Config(phone_number=settings.account or "", signal_service=service, connection_mode=mode,
-                  storage={"type": "in-memory"}, download_attachments=False, retry_interval=1,
+                  storage=InMemoryConfig(), download_attachments=False, retry_interval=1,
                   logging_level=logging.WARNING)
 
 

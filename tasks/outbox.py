@@ -41,7 +41,7 @@ def send(self, outbox_id: int) -> str:  # type: ignore[no-untyped-def]
 
 def _drain(settings: Settings, recipient: str, lane: Lane) -> str:
     sent = 0
-    for _ in range(ROWS_PER_RUN):
+    while True:
         with runtime.transaction() as db:
             row = outbox.claim_next_for(db, recipient, hold=_hold(settings))
         if row is None:
@@ -49,8 +49,9 @@ def _drain(settings: Settings, recipient: str, lane: Lane) -> str:
         if not _send_row(settings, row, lane, paced=sent > 0):
             return f"sent {sent}, then failed"
         sent += 1
-    _wake(row.id, 0)
-    return f"sent {sent}, more to come"
+        if sent >= ROWS_PER_RUN:  # give other recipients' sends a turn on this process
+            _wake(row.id, 0)
+            return f"sent {sent}, more to come"
 
 
 def _hold(settings: Settings) -> float:
