@@ -43,7 +43,10 @@ def _check(settings: Settings, _args: argparse.Namespace) -> int:
     print(f"data dir:      {settings.home}")
     print(f"database:      {_redacted(settings.sqlalchemy_url)}")
     print(f"broker:        {_redacted(settings.resolved_broker_url)}")
-    print(f"signal api:    {settings.signal_api} (account {settings.account or 'NOT SET'})")
+    from claude_signal.signal_api import probe
+
+    problem = probe(settings.signal_api)
+    print(f"signal api:    {settings.signal_api} (account {settings.account or 'NOT SET'}): {problem or 'ok'}")
     print(f"authorized:    {', '.join(settings.authorized) or 'NOBODY (set CLAUDE_SIGNAL_AUTHORIZED)'}")
     print(f"project roots: {', '.join(str(p) for p in settings.project_roots)}")
     try:

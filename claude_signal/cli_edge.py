@@ -81,6 +81,11 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
         children.append(flower)
     print(f"claude-signal is up on {settings.host}: data in {settings.home}, logs in {logs}. Ctrl-C stops it.",
           flush=True)
+    from claude_signal.signal_api import probe
+
+    problem = probe(settings.signal_api)
+    if problem:
+        print(f"warning: {problem}. The listener keeps trying.", file=sys.stderr, flush=True)
     return supervisor.run()
 
 

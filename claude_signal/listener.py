@@ -22,6 +22,7 @@ from claude_signal.config import Settings
 from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
 from claude_signal.envelopes import Identity, Ignored, to_inbound
 from claude_signal.inbound import InboundMessage
+from claude_signal.signal_api import probe
 from claude_signal.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,9 @@ def run(settings: Settings) -> int:
     bot.register(_Messages(listener))
     bot.register(_Reactions(listener))
     log.info("listening to %s for %s; journal %s", settings.signal_api, settings.account, spool.path)
+    problem = probe(settings.signal_api)
+    if problem:
+        log.warning("%s; signalbot keeps retrying", problem)
     try:
         bot.start()  # blocks; SIGINT or SIGTERM stop it gracefully
     finally:

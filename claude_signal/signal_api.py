@@ -140,3 +140,31 @@ def client_for(base_url: str, account: str, timeout: float) -> SignalClient:
     if client is None:
         client = _clients[key] = SignalClient(base_url, account, timeout=timeout)
     return client
+
+
+MIN_REST_VERSION = (0, 101)
+
+
+def probe(base_url: str, timeout: float = 3.0) -> str | None:
+    """What is wrong with the signal-cli-rest-api at ``base_url``, in one line, or None when it will do.
+
+    signalbot 2.x needs json-rpc mode and version 0.101 or newer; with anything else it retries forever
+    without saying why, so ``up`` and ``check`` ask first.
+    """
+    try:
+        about = httpx.get(f"{base_url.rstrip('/')}/v1/about", timeout=timeout).json()
+    except (httpx.HTTPError, ValueError) as error:
+        return f"signal-cli-rest-api is not reachable at {base_url} ({type(error).__name__}); is it running?"
+    mode = str(about.get("mode", ""))
+    if not mode.startswith("json-rpc"):
+        return (f"signal-cli-rest-api at {base_url} runs in {mode or 'an unknown'} mode; the listener needs "
+                "MODE=json-rpc (set it on the container and restart it)")
+    version = str(about.get("version", ""))
+    try:
+        numbers = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return None  # "unset" or a development build: signalbot accepts those too
+    if numbers < MIN_REST_VERSION:
+        return (f"signal-cli-rest-api at {base_url} is version {version}; the listener needs 0.101 or newer "
+                "(pull bbernhard/signal-cli-rest-api:latest)")
+    return None

@@ -99,3 +99,14 @@ def test_typing_and_receipts_are_not_messages(fake: FakeSignalServer) -> None:
     fake.typing(ALICE)
     (event,) = events(fake)
     assert isinstance(to_inbound(event, Identity(BOT, frozenset({"alice-uuid"}))), Ignored)
+
+
+def test_the_listener_imports_neither_the_database_nor_pexpect() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, claude_signal.listener; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'pexpect', 'alembic') "
+            "or m.startswith(('claude_signal.db', 'tasks'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

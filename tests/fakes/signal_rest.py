@@ -92,6 +92,8 @@ class FakeSignalServer:
         self.groups: dict[str, Group] = {}
         self.faults = Faults()
         self.echo_own_sends_to_self = False
+        self.about_mode = "json-rpc"  # what /v1/about reports; "normal" is the wrong-mode setup
+        self.about_version = VERSION
         self._sent: list[dict[str, Any]] = []
         self._requests: list[tuple[str, str, Any]] = []
         self._backlog: list[str] = []
@@ -455,7 +457,7 @@ class FakeSignalServer:
     async def _about(self, request: web.Request) -> web.Response:
         await self._body(request)
         return self._unavailable() or web.json_response({
-            "versions": ["v1", "v2"], "build": 2, "mode": "json-rpc", "version": VERSION,
+            "versions": ["v1", "v2"], "build": 2, "mode": self.about_mode, "version": self.about_version,
             "capabilities": {"v2/send": ["quotes", "mentions"]}})
 
     async def _groups(self, request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from claude_signal.db.engine import unit_of_work
@@ -103,6 +104,7 @@ def test_unanswered_approval_is_denied_after_the_timeout(system: System) -> None
     system.wait_reply(lambda t: "Echo: run: deploy" in t)
 
 
+@pytest.mark.transport
 def test_failure_scenarios_reply_in_plain_language(system: System) -> None:
     system.env["FAKE_CLAUDE_SCENARIO"] = "not_logged_in"
     system.worker()
@@ -151,6 +153,7 @@ def test_stop_mid_turn_ends_claude_and_the_session(system: System) -> None:
     system.wait_reply(lambda t: t.startswith(f"Session {session.id} has ended") and "/session start" in t)
 
 
+@pytest.mark.transport
 def test_mode_applies_to_the_next_turn(system: System) -> None:
     system.worker()
     session = start(system)

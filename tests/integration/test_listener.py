@@ -34,6 +34,7 @@ def turn_prompts(system: System) -> list[str]:
         return list(db.execute(select(Turn.prompt).order_by(Turn.id)).scalars())
 
 
+@pytest.mark.transport
 def test_command_round_trip(system: System) -> None:
     system.worker()
     system.listener()
@@ -43,6 +44,7 @@ def test_command_round_trip(system: System) -> None:
     assert inbox_keys(system) and inbox_keys(system)[0].startswith("alice-uuid:")
 
 
+@pytest.mark.transport
 def test_unauthorized_sender_leaves_no_trace(system: System) -> None:
     system.worker()
     listener = system.listener()
@@ -128,6 +130,7 @@ def test_error_frame_does_not_stop_the_listener(system: System) -> None:
     system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=30)
 
 
+@pytest.mark.transport
 def test_long_reply_arrives_split_and_complete(system: System) -> None:
     system.worker()
     system.listener()
@@ -149,6 +152,7 @@ def test_long_reply_arrives_split_and_complete(system: System) -> None:
     assert [p.splitlines()[-1] for p in parts] == [f"({n}/{total})" for n in range(1, total + 1)]
 
 
+@pytest.mark.transport
 def test_a_failed_part_is_retried_without_repeating_the_others(system: System) -> None:
     system.worker()
     system.listener()
@@ -185,6 +189,7 @@ def test_group_is_bound_to_its_session(system: System) -> None:
     system.wait_reply(lambda t: "No current session" in t or "no current session" in t.lower())
 
 
+@pytest.mark.transport
 def test_note_to_self(system: System) -> None:
     system.signal.echo_own_sends_to_self = True  # as a second client of the account would see our replies
     system.env["CLAUDE_SIGNAL_AUTHORIZED"] = ACCOUNT  # the bot is a linked device of its owner's number
