@@ -8,7 +8,10 @@ COPY pyproject.toml README.md celeryconfig.py ./
 COPY claude_signal ./claude_signal
 COPY tasks ./tasks
 RUN pip install --no-cache-dir '.[flower]'
-RUN useradd --create-home claude
+# Directories that named volumes mount over must exist with the right owner, or the volume is root's.
+RUN useradd --create-home claude \
+    && mkdir -p /home/claude/.claude-signal /home/claude/.claude /home/claude/projects \
+    && chown -R claude:claude /home/claude
 USER claude
 ENV CLAUDE_SIGNAL_HOME=/home/claude/.claude-signal
 CMD ["claude-signal", "worker"]
