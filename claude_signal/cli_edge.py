@@ -79,7 +79,8 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     children.append(Child("listener", [*me, "listen"], env, logs / "listener.log"))
     if flower is not None:
         children.append(flower)
-    print(f"claude-signal is up on {settings.host}: data in {settings.home}, logs in {logs}. Ctrl-C stops it.",
+    print(f"claude-signal is up on {settings.host}: data in {settings.home}, logs in {logs}. Ctrl-C stops it.\n"
+          f"From Signal, send /session help to {settings.account} (Note to Self if it is your own number).",
           flush=True)
     from claude_signal.signal_api import probe
 
