@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from claude_signal.db.engine import make_engine
 from tests.fakes.signal_rest import FakeSignalServer
-from tests.harness import FAKE_CLAUDE, ListenerProcess, Publisher, RedisServer, WorkerProcess
+from tests.harness import FAKE_CLAUDE, ListenerProcess, Publisher, RedisServer, WorkerProcess, kill_logged_claudes
 
 ACCOUNT = "+15550000001"
 ALICE = "+15550000002"  # Signal knows her as alice-uuid; she is authorized by uuid and number
@@ -120,7 +120,8 @@ def system(database_url: str, tmp_path: Path) -> Iterator[System]:
         for listener in system.listeners:
             listener.stop()
         for worker in system.workers:
-            worker.stop()
+            worker.discard()  # the test is over; whatever it left running is killed, not awaited
+        kill_logged_claudes(Path(system.env["FAKE_CLAUDE_LOG"]))
         publisher.close()
         engine.dispose()
         signal.stop()
