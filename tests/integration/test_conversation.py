@@ -105,13 +105,21 @@ def test_unanswered_approval_is_denied_after_the_timeout(system: System) -> None
 
 
 @pytest.mark.transport
-def test_failure_scenarios_reply_in_plain_language(system: System) -> None:
-    system.env["FAKE_CLAUDE_SCENARIO"] = "not_logged_in"
+@pytest.mark.parametrize(("scenario", "expected"), [
+    ("not_logged_in", "Claude is not logged in on this machine"),
+    ("overloaded", "Anthropic's servers are overloaded"),
+    ("max_turns", "Claude reached its limit of steps"),
+    ("crash", "Claude stopped without finishing"),
+])
+def test_failure_scenarios_reply_in_plain_language(system: System, scenario: str, expected: str) -> None:
+    system.env["FAKE_CLAUDE_SCENARIO"] = scenario
     system.worker()
-    start(system)
+    session = start(system)
     system.publisher.send("hello")
-    (text,) = system.wait_reply(lambda t: t.startswith("Claude is not logged in on this machine"))
-    assert "{" not in text
+    (text,) = system.wait_reply(lambda t: t.startswith(expected))
+    assert "{" not in text and "Traceback" not in text
+    system.publisher.send("/status")  # the session is still usable
+    system.wait_reply(lambda t: session.id in t and t.startswith("Session"))
 
 
 def test_kill_mid_turn_pauses_and_leaves_no_claude(system: System) -> None:
