@@ -156,6 +156,19 @@ def claim_next_for(db: DB, recipient: str, now: datetime | None = None, hold: fl
     return claim(db, head.id, now, hold)
 
 
+def due_head(db: DB, recipient: str, now: datetime | None = None) -> int | None:
+    """The oldest unsent reply to ``recipient`` if it is due now (a sender leaving the lane looks once more)."""
+    now = now or utcnow()
+    head = db.execute(
+        select(Outbox.id, Outbox.status, Outbox.next_attempt_at)
+        .where(Outbox.recipient == recipient, Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
+        .order_by(Outbox.id).limit(1)
+    ).first()
+    if head is None or head.status != OutboxStatus.PENDING or head.next_attempt_at > now:
+        return None
+    return int(head.id)
+
+
 def mark_parts_sent(db: DB, outbox_id: int, parts_sent: int, signal_timestamp: int | None) -> None:
     """Remember progress through a multi-part reply, so a retry never re-sends a part the phone has."""
     db.execute(

@@ -20,7 +20,6 @@ from claude_signal.wakeups import OUTBOX_SEND, Wakeup, Wakeups
 
 log = logging.getLogger(__name__)
 
-LANE_BUSY_RETRY = 1.0
 ROWS_PER_RUN = 20
 
 
@@ -33,10 +32,15 @@ def send(self, outbox_id: int) -> str:  # type: ignore[no-untyped-def]
     if recipient is None:
         return "unknown reply"
     with recipient_lane(settings.resolved_broker_url, recipient, ttl=_hold(settings)) as lane:
-        if not lane.held:  # the holder will usually send this one too; look again shortly in case it just left
-            _wake(outbox_id, LANE_BUSY_RETRY)
+        if not lane.held:  # its holder sends this one too, or finds it on the look it takes when leaving
             return "lane busy"
-        return _drain(settings, recipient, lane)
+        result = _drain(settings, recipient, lane)
+    # A reply committed while we held the lane may have seen it busy and left it to us: look once more.
+    with runtime.transaction() as db:
+        head = outbox.due_head(db, recipient)
+    if head is not None:
+        _wake(head, 0)
+    return result
 
 
 def _drain(settings: Settings, recipient: str, lane: Lane) -> str:

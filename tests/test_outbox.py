@@ -117,3 +117,15 @@ def test_own_send_seen_again_is_recognised(engine: Engine) -> None:
         assert outbox.is_own_send(db, "alice", 1, "hi")
         assert not outbox.is_own_send(db, "alice", 1, "/status")
         assert not outbox.is_own_send(db, "bob", 777, "hi")
+
+
+def test_due_head_is_what_a_leaving_sender_must_wake(engine: Engine) -> None:
+    first = add(engine, "a")
+    with unit_of_work(engine) as db:
+        assert outbox.due_head(db, "alice") == first
+        row = outbox.claim_next_for(db, "alice")
+        assert row is not None
+        assert outbox.due_head(db, "alice") is None  # being sent
+        outbox.mark_failed_attempt(db, row, "500", retryable=True, max_age=3600)
+        assert outbox.due_head(db, "alice") is None  # waiting out its backoff: its own wake-up comes later
+        assert outbox.due_head(db, "alice", now=utcnow() + timedelta(seconds=3)) == first
