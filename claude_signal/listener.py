@@ -43,6 +43,8 @@ class Forwarder:
         self._thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
         self._last_in_conversation: dict[str, str] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
+        self._unjournaled: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
         self.published = 0
 
     def start(self) -> Forwarder:
@@ -67,7 +69,13 @@ class Forwarder:
             after = self._last_in_conversation.get(msg.conversation)
             self._last_in_conversation[msg.conversation] = msg.key
             msg = msg.model_copy(update={"after": after})
-        self.spool.append(msg.model_dump(mode="json"))
+        record = msg.model_dump(mode="json")
+        try:
+            self.spool.append(record)
+        except OSError as error:  # a full or broken disk: keep it in memory rather than drop it
+            log.error("cannot journal %s (%s); holding it in memory until it is published", msg.key, error)
+            with self._lock:
+                self._unjournaled.append(record)
         self._wake.set()
         return True
 
@@ -76,7 +84,11 @@ class Forwarder:
             self._wake.wait(1.0)
             self._wake.clear()
             stopping = self._stopping.is_set()
-            self._drain(final=stopping)
+            try:
+                self._drain(final=stopping)
+            except Exception:  # the forwarder must outlive any one failure; it retries
+                log.exception("forwarding failed; retrying in a second")
+                self._stopping.wait(1.0)
             if stopping:
                 return
 
@@ -107,6 +119,14 @@ class Forwarder:
                 self.published += 1
                 count += 1
             self.spool.commit(offset)
+        with self._lock:
+            held = list(self._unjournaled)
+        for record in held:  # read after the journaled ones, when the disk failed
+            self.publisher.publish(record)
+            self.published += 1
+            count += 1
+            with self._lock:
+                self._unjournaled.remove(record)
         return count
 
 

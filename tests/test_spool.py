@@ -99,3 +99,21 @@ def test_publisher_reports_an_unreachable_broker() -> None:
     with pytest.raises(BrokerUnavailable):
         publisher.publish(message(1))
     publisher.close()
+
+
+class FullDiskSpool(Spool):
+    def append(self, record: dict) -> None:  # type: ignore[type-arg]
+        raise OSError(28, "No space left on device")
+
+
+def test_a_full_disk_does_not_lose_the_message(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis").start()
+    publisher = InboundPublisher(redis.url)
+    forwarder = Forwarder(FullDiskSpool(tmp_path / "s.jsonl"), publisher).start()
+    try:
+        assert forwarder.submit(message(1))
+        wait_until(lambda: queued_keys(redis) == ["in:alice:1001"], message="the held message to be published")
+    finally:
+        forwarder.stop()
+        publisher.close()
+        redis.stop()
