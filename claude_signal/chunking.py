@@ -27,7 +27,15 @@ class Delivery:
     """What to post for one outbox row: text parts in order, plus at most one attachment."""
 
     parts: list[Part]
-    attachment: str | None = None  # a data: URI, as /v2/send takes it
+    attached_text: str | None = None
+
+    @property
+    def attachment(self) -> str | None:
+        """The attached text as a data: URI, as /v2/send takes it (built only when sending)."""
+        if self.attached_text is None:
+            return None
+        data = base64.b64encode(self.attached_text.encode("utf-8")).decode()
+        return f"data:text/plain;filename=reply.txt;base64,{data}"
 
     def count(self) -> int:
         return len(self.parts)
@@ -49,26 +57,35 @@ def _cut_bytes(text: str, limit: int) -> tuple[str, str]:
     return head, text[len(head):]
 
 
-def _lines_within(text: str, limit: int) -> list[str]:
-    """Split one oversized block at line ends, and oversized lines at spaces or characters."""
-    out: list[str] = []
+def _pack(pieces: list[str], sep: str, limit: int) -> list[str]:
+    """Join consecutive pieces with ``sep`` while the result fits ``limit`` bytes."""
+    parts: list[str] = []
     current = ""
-    for line in text.split("\n"):
-        while size(line) > limit:
-            if current:
-                out.append(current)
-                current = ""
-            head, line = _cut_bytes(line, limit)
-            out.append(head)
-        candidate = f"{current}\n{line}" if current else line
+    for piece in pieces:
+        candidate = f"{current}{sep}{piece}" if current else piece
         if current and size(candidate) > limit:
-            out.append(current)
-            current = line
+            parts.append(current)
+            current = piece
         else:
             current = candidate
     if current:
-        out.append(current)
-    return out
+        parts.append(current)
+    return parts
+
+
+def _lines_within(text: str, limit: int) -> list[str]:
+    """Split one oversized block at line ends, and oversized lines at spaces or characters."""
+    out: list[str] = []
+    run: list[str] = []
+    for line in text.split("\n"):
+        if size(line) > limit:
+            out += _pack(run, "\n", limit)
+            run = []
+            while size(line) > limit:
+                head, line = _cut_bytes(line, limit)
+                out.append(head)
+        run.append(line)
+    return out + _pack(run, "\n", limit)
 
 
 def _blocks(text: str) -> list[tuple[str, str | None]]:
@@ -117,18 +134,7 @@ def split_text(text: str, limit: int = SIGNAL_MAX_BYTES) -> list[str]:
         wrap = size(opener) + size("\n\n```")
         for chunk in _lines_within(body, max(64, limit - wrap)):
             pieces.append(f"{opener}\n{chunk}\n```")
-    parts: list[str] = []
-    current = ""
-    for piece in pieces:
-        candidate = f"{current}\n\n{piece}" if current else piece
-        if current and size(candidate) > limit:
-            parts.append(current)
-            current = piece
-        else:
-            current = candidate
-    if current:
-        parts.append(current)
-    return parts
+    return _pack(pieces, "\n\n", limit)
 
 
 def to_styled(text: str) -> str:
@@ -149,9 +155,7 @@ def plan(text: str, *, styled: bool = False, attachment_over: int = 8000,
     if size(text) > attachment_over:
         preview = split_text(text, limit - 200)[0]
         note = f"{preview}\n\n… {size(text) // 1024 + 1} KB in all; the full text is attached."
-        data = base64.b64encode(text.encode("utf-8")).decode()
-        attachment = f"data:text/plain;filename=reply.txt;base64,{data}"
-        return Delivery([_render(note, mode)], attachment)
+        return Delivery([_render(note, mode)], attached_text=text)
     raw_parts = split_text(text, limit - PART_MARK_RESERVE)
     if len(raw_parts) == 1:
         return Delivery([_render(text, mode)])

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 from claude_signal.config import Settings
-from claude_signal.supervisor import Child, Supervisor, embedded_redis, redis_server_binary
+from claude_signal.supervisor import Child, Supervisor, embedded_redis, redis_server_binary, wait_for_redis
 
 SETUP_HELP = """\
 claude-signal up: CLAUDE_SIGNAL_ACCOUNT is not set, so there is no Signal account to listen on.
@@ -39,13 +38,11 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.account:
         print(SETUP_HELP, file=sys.stderr)
         return 2
-    from claude_signal.db.migrate import upgrade
-
     settings.home.mkdir(parents=True, exist_ok=True)
     logs = settings.home / "logs"
     logs.mkdir(exist_ok=True)
     env = dict(os.environ)  # the children's; the embedded broker's URL is added below
-    flower = _flower_child(args.flower, env, logs) if args.flower else None
+    flower = _flower_child(args.flower, settings, env, logs) if args.flower else None
     if args.flower and flower is None:
         return 2
     children: list[Child] = []
@@ -61,12 +58,14 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
         redis = embedded_redis(settings.home, binary)
         redis.start()
         children.append(redis)
-        if not _wait_for_socket(settings.home / "redis.sock", redis):
+        if not wait_for_redis(redis, settings.home / "redis.sock"):
             redis.stop()
             print(f"claude-signal up: the embedded Redis did not start; see {settings.home / 'redis.log'}",
                   file=sys.stderr)
             return 1
         env["CLAUDE_SIGNAL_BROKER_URL"] = settings.embedded_broker_url
+    from claude_signal.db.migrate import upgrade
+
     try:
         upgrade(settings.sqlalchemy_url)
     except BaseException:
@@ -90,12 +89,11 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     return supervisor.run()
 
 
-def _flower_child(address: str, env: dict[str, str], logs: Path) -> Child | None:
+def _flower_child(address: str, settings: Settings, env: dict[str, str], logs: Path) -> Child | None:
     """Flower to watch the queues and tasks, never without a password (it shows every message)."""
     import importlib.util
 
-    auth = os.environ.get("CLAUDE_SIGNAL_FLOWER_AUTH", "")
-    if ":" not in auth:
+    if not settings.flower_auth:
         print("claude-signal up: --flower needs CLAUDE_SIGNAL_FLOWER_AUTH=user:password", file=sys.stderr)
         return None
     if importlib.util.find_spec("flower") is None:
@@ -104,25 +102,8 @@ def _flower_child(address: str, env: dict[str, str], logs: Path) -> Child | None
         return None
     host, _, port = address.rpartition(":")
     argv = [sys.executable, "-m", "celery", "-A", "claude_signal", "flower", f"--address={host or '127.0.0.1'}",
-            f"--port={port}", f"--basic-auth={auth}"]
+            f"--port={port}", f"--basic-auth={settings.flower_auth}"]
     return Child("flower", argv, env, logs / "flower.log")
-
-
-def _wait_for_socket(path: Path, redis: object, timeout: float = 15.0) -> bool:
-    import redis as redis_client
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            try:
-                if redis_client.Redis(unix_socket_path=str(path), socket_timeout=1).ping():
-                    return True
-            except redis_client.RedisError:
-                pass
-        if not redis.alive():  # type: ignore[attr-defined]
-            return False
-        time.sleep(0.1)
-    return False
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     unacked_restore_interval: float = Field(default=5.0, gt=0)
     outbox_max_age: float = Field(default=86400.0, gt=0, description="give up sending a reply after this")
     signal_timeout: float = Field(default=10.0, gt=0, description="HTTP timeout towards signal-cli-rest-api")
+    flower_auth: str | None = Field(default=None, description="user:password for Flower started by `up --flower`")
     send_interval: float = Field(default=0.5, ge=0, description="pause between messages to one recipient")
     attachment_over: int = Field(default=8000, ge=2000, description="send replies longer than this (bytes) "
                                                                    "as a text attachment with a preview")
@@ -89,6 +90,13 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value or not all(c.isalnum() or c in "-_." for c in value):
             raise ValueError("must be letters, digits, '-', '_' or '.'")
+        return value
+
+    @field_validator("flower_auth")
+    @classmethod
+    def _user_and_password(cls, value: str | None) -> str | None:
+        if value is not None and not all(value.partition(":")[::2]):
+            raise ValueError("must be user:password")
         return value
 
     @field_validator("signal_api")

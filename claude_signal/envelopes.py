@@ -15,14 +15,15 @@ from claude_signal.inbound import InboundMessage, idempotency_key
 
 @dataclass(frozen=True)
 class Ignored:
-    """A received event we do not act on, and why (for one log line)."""
+    """A received event we do not act on, and why (for one log line; a warning when ``notable``)."""
 
     reason: str
+    notable: bool = False
 
 
 @dataclass(frozen=True)
-class Identity:
-    """Who the bot is and who may use it."""
+class Access:
+    """Who the bot is and who may use it (not to be confused with a worker's ``workers.Identity``)."""
 
     account: str
     authorized: frozenset[str]
@@ -36,16 +37,16 @@ def group_recipient(internal_id: str) -> str:
     return "group." + base64.b64encode(internal_id.encode()).decode()
 
 
-def _conversation(message: Any, sender: str, identity: Identity) -> str:
+def _conversation(message: Any, sender: str, access: Access) -> str:
     group = getattr(message, "group_info", None)
     if group is not None and group.group_id:
         return group_recipient(group.group_id)
-    if message.source_number == identity.account:
-        return identity.account  # Note to Self: the owner writing to their own number
+    if message.source_number == access.account:
+        return access.account  # Note to Self: the owner writing to their own number
     return sender
 
 
-def to_inbound(message: Any, identity: Identity) -> InboundMessage | Ignored:
+def to_inbound(message: Any, access: Access) -> InboundMessage | Ignored:
     """Map a signalbot ``DataMessage``, ``EditMessage`` or ``Reaction`` to the message workers handle.
 
     signalbot parses a sync transcript (sent by the account's owner from another device) as if it came from
@@ -56,9 +57,10 @@ def to_inbound(message: Any, identity: Identity) -> InboundMessage | Ignored:
     sender = message.source_uuid or message.source_number
     if not sender:
         return Ignored("no sender")
-    if not identity.allows(message.source_uuid, message.source_number):
-        return Ignored(f"unauthorized sender {message.source_number or ''} {message.source_uuid or ''}".strip())
-    conversation = _conversation(message, sender, identity)
+    if not access.allows(message.source_uuid, message.source_number):
+        who = f"{message.source_number or ''} {message.source_uuid or ''}".strip()
+        return Ignored(f"unauthorized sender {who}", notable=True)
+    conversation = _conversation(message, sender, access)
     group = getattr(message, "group_info", None)
     common: dict[str, Any] = {
         "sender": sender,
@@ -85,4 +87,4 @@ def to_inbound(message: Any, identity: Identity) -> InboundMessage | Ignored:
     return InboundMessage(
         key=idempotency_key(sender, message.timestamp), timestamp=message.timestamp, text=text,
         kind="edit" if kind == "EditMessage" else "message", quote_timestamp=quote,
-        attachments=attachments, note_to_self=conversation == identity.account, **common)
+        attachments=attachments, note_to_self=conversation == access.account, **common)

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 from signalbot import Config, ConnectionMode, DataMessageHandler, InMemoryConfig, ReactionHandler, SignalBot
 from signalbot.context import DataMessageContext, ReactionContext
 
-from claude_signal.config import Settings
+from claude_signal.config import ConfigError, Settings
 from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
-from claude_signal.envelopes import Identity, Ignored, to_inbound
+from claude_signal.envelopes import Access, Ignored, to_inbound
 from claude_signal.inbound import InboundMessage
 from claude_signal.signal_api import probe
 from claude_signal.spool import Spool
@@ -45,7 +45,6 @@ class Forwarder:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._unjournaled: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self.published = 0
 
     def start(self) -> Forwarder:
         self._thread.start()
@@ -81,14 +80,15 @@ class Forwarder:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(1.0)
+            self._wake.wait()  # set by submit, start and stop: nothing to do in between
             self._wake.clear()
             stopping = self._stopping.is_set()
             try:
                 self._drain(final=stopping)
             except Exception:  # the forwarder must outlive any one failure; it retries
                 log.exception("forwarding failed; retrying in a second")
-                self._stopping.wait(1.0)
+                if not self._stopping.wait(1.0):
+                    self._wake.set()
             if stopping:
                 return
 
@@ -113,17 +113,20 @@ class Forwarder:
 
     def _publish_pending(self) -> int:
         count = 0
-        for offset, record in self.spool.pending():
-            if record:
-                self.publisher.publish(record)
-                self.published += 1
-                count += 1
-            self.spool.commit(offset)
+        done: int | None = None
+        try:
+            for offset, record in self.spool.pending():
+                if record:  # an unreadable record is logged by the spool and skipped
+                    self.publisher.publish(record)
+                    count += 1
+                done = offset
+        finally:  # one cursor write per pass, also when the broker fails halfway
+            if done is not None:
+                self.spool.commit(done)
         with self._lock:
             held = list(self._unjournaled)
         for record in held:  # read after the journaled ones, when the disk failed
             self.publisher.publish(record)
-            self.published += 1
             count += 1
             with self._lock:
                 self._unjournaled.remove(record)
@@ -133,15 +136,15 @@ class Forwarder:
 class Listener:
     """Decides what to do with each Signal event; signalbot calls it from its handlers."""
 
-    def __init__(self, identity: Identity, forwarder: Forwarder) -> None:
-        self.identity = identity
+    def __init__(self, access: Access, forwarder: Forwarder) -> None:
+        self.access = access
         self.forwarder = forwarder
 
     def accept(self, event: Any) -> InboundMessage | None:
-        result = to_inbound(event, self.identity)
+        result = to_inbound(event, self.access)
         if isinstance(result, Ignored):
-            level = logging.WARNING if result.reason.startswith("unauthorized") else logging.DEBUG
-            log.log(level, "dropped Signal message at %s: %s", getattr(event, "timestamp", "?"), result.reason)
+            log.log(logging.WARNING if result.notable else logging.DEBUG, "dropped Signal message at %s: %s",
+                    getattr(event, "timestamp", "?"), result.reason)
             return None
         if self.forwarder.submit(result):
             log.info("queued %s from %s (%s)", result.key, result.sender, result.kind)
@@ -204,14 +207,14 @@ def bot_config(settings: Settings) -> Config:
 def run(settings: Settings) -> int:
     """Listen until SIGINT or SIGTERM; what is read but not yet published stays in the spool."""
     if not settings.account:
-        raise SystemExit("CLAUDE_SIGNAL_ACCOUNT: the bot's Signal number is required to listen")
+        raise ConfigError("CLAUDE_SIGNAL_ACCOUNT: the bot's Signal number is required to listen")
     if not settings.authorized:
         log.warning("CLAUDE_SIGNAL_AUTHORIZED is empty: every message will be dropped")
     settings.home.mkdir(parents=True, exist_ok=True)
     spool = Spool(settings.home / SPOOL_NAME)
     publisher = InboundPublisher(settings.resolved_broker_url)
     forwarder = Forwarder(spool, publisher).start()
-    listener = Listener(Identity(settings.account, frozenset(settings.authorized)), forwarder)
+    listener = Listener(Access(settings.account, frozenset(settings.authorized)), forwarder)
     tolerate_bad_frames()
     bot = SignalBot(bot_config(settings))
     bot.register(_Messages(listener))

@@ -141,32 +141,26 @@ def claim_next_for(db: DB, recipient: str, now: datetime | None = None, hold: fl
     would hit them too, and a phone should never see the second half of a story first.
     """
     now = now or utcnow()
+    head = due_head(db, recipient, now)
+    return claim(db, head, now, hold) if head is not None else None
+
+
+def due_head(db: DB, recipient: str, now: datetime | None = None) -> int | None:
+    """The oldest unsent reply to ``recipient`` if it may be sent now: pending and out of its backoff, or
+    held by a sender whose claim has lapsed. A sender leaving the lane looks once more with this."""
+    now = now or utcnow()
     head = db.execute(
         select(Outbox.id, Outbox.status, Outbox.next_attempt_at, Outbox.claimed_until)
-        .where(Outbox.recipient == recipient,
-               Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
+        .where(Outbox.recipient == recipient, Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
         .order_by(Outbox.id).limit(1)
     ).first()
     if head is None:
         return None
-    if head.status == OutboxStatus.PENDING and head.next_attempt_at > now:
-        return None
-    if head.status == OutboxStatus.SENDING and head.claimed_until is not None and head.claimed_until >= now:
-        return None
-    return claim(db, head.id, now, hold)
-
-
-def due_head(db: DB, recipient: str, now: datetime | None = None) -> int | None:
-    """The oldest unsent reply to ``recipient`` if it is due now (a sender leaving the lane looks once more)."""
-    now = now or utcnow()
-    head = db.execute(
-        select(Outbox.id, Outbox.status, Outbox.next_attempt_at)
-        .where(Outbox.recipient == recipient, Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
-        .order_by(Outbox.id).limit(1)
-    ).first()
-    if head is None or head.status != OutboxStatus.PENDING or head.next_attempt_at > now:
-        return None
-    return int(head.id)
+    if head.status == OutboxStatus.PENDING:
+        due = head.next_attempt_at <= now
+    else:
+        due = head.claimed_until is not None and head.claimed_until < now
+    return int(head.id) if due else None
 
 
 def mark_parts_sent(db: DB, outbox_id: int, parts_sent: int, signal_timestamp: int | None) -> None:

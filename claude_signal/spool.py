@@ -26,6 +26,17 @@ class Spool:
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "ab")  # noqa: SIM115 - held for the listener's life
+        self._end_torn_record()
+
+    def _end_torn_record(self) -> None:
+        """A crash mid-write leaves a record without its newline; end it, or the next record is glued to it."""
+        size = self.path.stat().st_size
+        if size:
+            with open(self.path, "rb") as journal:
+                journal.seek(size - 1)
+                if journal.read(1) != b"\n":
+                    self._file.write(b"\n")
+                    self._file.flush()
 
     def close(self) -> None:
         with self._lock:

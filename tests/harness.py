@@ -92,33 +92,66 @@ def _ping(client: redis.Redis) -> bool:
         return False
 
 
-class WorkerProcess:
-    """One ``celery -A claude_signal worker`` subprocess in its own process group."""
+class LoggedProcess:
+    """A subprocess of ours in its own process group, its output appended to a log file."""
 
-    def __init__(self, env: dict[str, str], name: str, host: str, logdir: Path, concurrency: int = 2) -> None:
-        self.env = {**env, "CLAUDE_SIGNAL_HOST": host}
-        self.node = f"{name}@{host}"
-        self.host = host
-        self.concurrency = concurrency
-        self.logfile = logdir / f"{name}@{host}.log"
+    def __init__(self, env: dict[str, str], logfile: Path) -> None:
+        self.env = env
+        self.logfile = logfile
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
-    def start(self, *, wait: bool = True) -> WorkerProcess:
+    def _spawn(self, argv: list[str]) -> None:
         self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
         with self.logfile.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [CELERY, "-A", "claude_signal", "worker", "-n", self.node, "-P", "prefork", "-c",
-                 str(self.concurrency), "-l", "info", "--without-mingle", "--without-gossip", "-E"],
-                env=self.env, cwd=self.env["CLAUDE_SIGNAL_HOME"], stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.proc = subprocess.Popen(argv, env=self.env, cwd=self.env["CLAUDE_SIGNAL_HOME"], stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        """What this run (since the last start) wrote."""
+        return self.logfile.read_text(errors="replace")[self._log_offset:] if self.logfile.exists() else ""
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM and wait, as an operator would; the group is killed if it does not stop in time."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.discard()
+        self._kill_group()  # leftovers of a process that exited (a worker's pool children)
+        return self.proc.returncode
+
+    def discard(self) -> None:
+        """End the process and its group at once (test teardown: a graceful stop costs seconds)."""
+        self._kill_group()
+        if self.proc is not None:
+            self.proc.wait(10)
+
+    def _kill_group(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class WorkerProcess(LoggedProcess):
+    """One ``celery -A claude_signal worker`` subprocess."""
+
+    def __init__(self, env: dict[str, str], name: str, host: str, logdir: Path, concurrency: int = 2) -> None:
+        super().__init__({**env, "CLAUDE_SIGNAL_HOST": host}, logdir / f"{name}@{host}.log")
+        self.node = f"{name}@{host}"
+        self.host = host
+        self.concurrency = concurrency
+
+    def start(self, *, wait: bool = True) -> WorkerProcess:
+        self._spawn([CELERY, "-A", "claude_signal", "worker", "-n", self.node, "-P", "prefork", "-c",
+                     str(self.concurrency), "-l", "info", "--without-mingle", "--without-gossip", "-E"])
         if wait:
             self.wait_ready()
         return self
-
-    def log(self) -> str:
-        return self.logfile.read_text(errors="replace")[self._log_offset:] if self.logfile.exists() else ""
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         def ready() -> bool:
@@ -139,28 +172,16 @@ class WorkerProcess:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            self._kill_group()
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._kill_group()
-            self.proc.wait(10)
 
-    def discard(self) -> None:
-        """End the worker and its pool at once (test teardown: a graceful stop costs about 2 s)."""
-        self._kill_group()
-        if self.proc is not None:
-            self.proc.wait(10)
+class ListenerProcess(LoggedProcess):
+    """The real ``claude-signal listen`` in a subprocess (signalbot against the fake signal server)."""
 
-    def _kill_group(self) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+    def __init__(self, env: dict[str, str], logdir: Path) -> None:
+        super().__init__(env, logdir / "listener.log")
+
+    def start(self) -> ListenerProcess:
+        self._spawn([sys.executable, "-m", "claude_signal.cli", "listen"])
+        return self
 
 
 def kill_logged_claudes(log: Path) -> None:
@@ -172,40 +193,6 @@ def kill_logged_claudes(log: Path) -> None:
             pid = int(json.loads(line)["pid"])
             if os.getpgid(pid) == pid:
                 os.killpg(pid, signal.SIGKILL)
-
-
-class ListenerProcess:
-    """The real ``claude-signal listen`` in a subprocess (signalbot against the fake signal server)."""
-
-    def __init__(self, env: dict[str, str], logdir: Path) -> None:
-        self.env = env
-        self.logfile = logdir / "listener.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
-
-    def start(self) -> ListenerProcess:
-        self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
-        with self.logfile.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "claude_signal.cli", "listen"], env=self.env,
-                                         cwd=self.env["CLAUDE_SIGNAL_HOME"], stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    def log(self) -> str:
-        return self.logfile.read_text(errors="replace")[self._log_offset:] if self.logfile.exists() else ""
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        return self.proc.returncode
 
 
 class Publisher:

@@ -50,3 +50,10 @@ def test_visibility_timeout_must_exceed_turn_timeout(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("CLAUDE_SIGNAL_VISIBILITY_TIMEOUT", "300")
     with pytest.raises(ConfigError, match=r"^CLAUDE_SIGNAL_VISIBILITY_TIMEOUT: must exceed CLAUDE_SIGNAL_TURN_TIMEOUT"):
         load_settings()
+
+
+def test_flower_auth_needs_a_user_and_a_password() -> None:
+    assert load_settings(flower_auth="me:secret").flower_auth == "me:secret"
+    for bad in ("nocolon", ":pw", "me:"):
+        with pytest.raises(ConfigError, match="CLAUDE_SIGNAL_FLOWER_AUTH: must be user:password"):
+            load_settings(flower_auth=bad)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from signalbot.messages.parser import parse
 
-from claude_signal.envelopes import Identity, Ignored, group_recipient, to_inbound
+from claude_signal.envelopes import Access, Ignored, group_recipient, to_inbound
 from claude_signal.inbound import InboundMessage
 from tests.fakes.signal_rest import FakeSignalServer
 
@@ -32,7 +32,7 @@ def events(fake: FakeSignalServer) -> list[Any]:
 
 def only(fake: FakeSignalServer, authorized: set[str] | None = None) -> InboundMessage | Ignored:
     (event,) = events(fake)
-    return to_inbound(event, Identity(BOT, frozenset(authorized or {"alice-uuid"})))
+    return to_inbound(event, Access(BOT, frozenset(authorized or {"alice-uuid"})))
 
 
 def test_direct_message(fake: FakeSignalServer) -> None:
@@ -53,6 +53,7 @@ def test_stranger_is_ignored(fake: FakeSignalServer) -> None:
     fake.direct("+15559999999", "hi")
     result = only(fake)
     assert isinstance(result, Ignored) and result.reason.startswith("unauthorized sender +15559999999")
+    assert result.notable  # logged as a warning: the operator should see strangers
 
 
 def test_group_message_replies_to_the_group(fake: FakeSignalServer) -> None:
@@ -80,7 +81,7 @@ def test_edit_and_quote(fake: FakeSignalServer) -> None:
     original = fake.direct(ALICE, "fix teh bug")
     fake.edit(ALICE, original, "fix the bug")
     fake.direct(ALICE, "yes", quote_timestamp=12345)
-    first, edit, quoted = (to_inbound(e, Identity(BOT, frozenset({"alice-uuid"}))) for e in events(fake))
+    first, edit, quoted = (to_inbound(e, Access(BOT, frozenset({"alice-uuid"}))) for e in events(fake))
     assert isinstance(edit, InboundMessage) and edit.kind == "edit" and edit.key != first.key  # type: ignore[union-attr]
     assert isinstance(quoted, InboundMessage) and quoted.quote_timestamp == 12345
 
@@ -88,7 +89,7 @@ def test_edit_and_quote(fake: FakeSignalServer) -> None:
 def test_reaction_targets_a_message_and_removal_is_ignored(fake: FakeSignalServer) -> None:
     fake.reaction(ALICE, "👍", 4242)
     fake.reaction(ALICE, "👍", 4242, remove=True)
-    added, removed = (to_inbound(e, Identity(BOT, frozenset({"alice-uuid"}))) for e in events(fake))
+    added, removed = (to_inbound(e, Access(BOT, frozenset({"alice-uuid"}))) for e in events(fake))
     assert isinstance(added, InboundMessage)
     assert (added.kind, added.reaction_emoji, added.reaction_target_timestamp) == ("reaction", "👍", 4242)
     assert added.key == "alice-uuid:4242:reaction:👍"
@@ -98,7 +99,8 @@ def test_reaction_targets_a_message_and_removal_is_ignored(fake: FakeSignalServe
 def test_typing_and_receipts_are_not_messages(fake: FakeSignalServer) -> None:
     fake.typing(ALICE)
     (event,) = events(fake)
-    assert isinstance(to_inbound(event, Identity(BOT, frozenset({"alice-uuid"}))), Ignored)
+    result = to_inbound(event, Access(BOT, frozenset({"alice-uuid"})))
+    assert isinstance(result, Ignored) and not result.notable
 
 
 def test_the_listener_imports_neither_the_database_nor_pexpect() -> None:

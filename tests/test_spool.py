@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,9 @@ def test_torn_last_record_is_skipped_not_fatal(tmp_path: Path) -> None:
     with open(spool.path, "ab") as raw:
         raw.write(b'{"n": 2')  # a crash mid-write
     assert [r.get("n") for _, r in spool.pending()] == [1, None]
+    reopened = Spool(tmp_path / "s.jsonl")  # the restart after that crash
+    reopened.append({"n": 3})
+    assert [r.get("n") for _, r in reopened.pending()] == [1, None, 3]
 
 
 def queued_keys(redis: RedisServer) -> list[str]:
@@ -57,11 +62,25 @@ def queued_keys(redis: RedisServer) -> list[str]:
     return [json.loads(m)["headers"]["id"] for m in reversed(client.lrange("shared", 0, -1))]
 
 
-def test_forwarder_spools_through_an_outage_and_replays_in_order(tmp_path: Path) -> None:
+@contextmanager
+def forwarding(tmp_path: Path, *, spool: type[Spool] = Spool, broker_up: bool = True
+               ) -> Iterator[tuple[Forwarder, RedisServer]]:
+    """A forwarder on a journal in ``tmp_path`` publishing to a private Redis (started unless told not to)."""
     redis = RedisServer(tmp_path / "redis")
+    if broker_up:
+        redis.start()
     publisher = InboundPublisher(redis.url, connect_timeout=0.5)
-    forwarder = Forwarder(Spool(tmp_path / "s.jsonl"), publisher, max_backoff=0.3).start()
+    forwarder = Forwarder(spool(tmp_path / "s.jsonl"), publisher, max_backoff=0.3).start()
     try:
+        yield forwarder, redis
+    finally:
+        forwarder.stop()
+        publisher.close()
+        redis.stop()
+
+
+def test_forwarder_spools_through_an_outage_and_replays_in_order(tmp_path: Path) -> None:
+    with forwarding(tmp_path, broker_up=False) as (forwarder, redis):
         for n in range(5):  # the broker is not running yet
             assert forwarder.submit(message(n))
         wait_until(lambda: forwarder.spool.backlog() == 5)
@@ -69,17 +88,10 @@ def test_forwarder_spools_through_an_outage_and_replays_in_order(tmp_path: Path)
         wait_until(lambda: len(queued_keys(redis)) == 5, timeout=20, message="the replay")
         assert queued_keys(redis) == [f"in:alice:{1000 + n}" for n in range(5)]
         assert forwarder.spool.backlog() == 0
-    finally:
-        forwarder.stop()
-        publisher.close()
-        redis.stop()
 
 
 def test_forwarder_chains_messages_of_a_conversation_and_drops_repeats(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path / "redis").start()
-    publisher = InboundPublisher(redis.url)
-    forwarder = Forwarder(Spool(tmp_path / "s.jsonl"), publisher).start()
-    try:
+    with forwarding(tmp_path) as (forwarder, redis):
         assert forwarder.submit(message(1))
         assert forwarder.submit(message(2, conversation="group.x"))
         assert forwarder.submit(message(3))
@@ -88,10 +100,6 @@ def test_forwarder_chains_messages_of_a_conversation_and_drops_repeats(tmp_path:
         bodies = [json.loads(m) for m in reversed(redis.client().lrange("shared", 0, -1))]
         afters = [json.loads(base64.b64decode(b["body"]))[0][0]["after"] for b in bodies]
         assert afters == [None, None, "alice:1001"]
-    finally:
-        forwarder.stop()
-        publisher.close()
-        redis.stop()
 
 
 def test_publisher_reports_an_unreachable_broker() -> None:
@@ -107,13 +115,6 @@ class FullDiskSpool(Spool):
 
 
 def test_a_full_disk_does_not_lose_the_message(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path / "redis").start()
-    publisher = InboundPublisher(redis.url)
-    forwarder = Forwarder(FullDiskSpool(tmp_path / "s.jsonl"), publisher).start()
-    try:
+    with forwarding(tmp_path, spool=FullDiskSpool) as (forwarder, redis):
         assert forwarder.submit(message(1))
         wait_until(lambda: queued_keys(redis) == ["in:alice:1001"], message="the held message to be published")
-    finally:
-        forwarder.stop()
-        publisher.close()
-        redis.stop()

@@ -29,13 +29,11 @@ TERMINAL_TURNS = {"DONE", "FAILED", "INTERRUPTED", "CANCELLED"}
 
 def script(system: System, rng: random.Random) -> list[tuple[str, str]]:
     """(conversation, text) pairs: a direct chat and a group, each starting a session and talking to it."""
-    group = system.signal.add_group("blog-thread", [ALICE])
     steps = [("direct", f"/session start {system.projects / 'shop'}"),
              ("group", f"/session start {system.projects / 'blog'}")]
     for n in range(8):
         steps.append((rng.choice(["direct", "group"]), rng.choice([f"prompt {n}", f"prompt {n}", "/status", "/hosts"])))
     steps.append(("direct", "/session list"))
-    system.chaos_group = group  # type: ignore[attr-defined]
     return steps
 
 
@@ -54,6 +52,7 @@ def test_random_kills_break_no_invariant(system: System) -> None:
     rng = random.Random(seed)
     workers = [system.worker("w1"), system.worker("w2")]
     system.listener()
+    group = system.signal.add_group("blog-thread", [ALICE])
     steps = script(system, rng)
     kills = sorted(rng.sample(range(2, len(steps)), 3))
     sent = 0
@@ -61,7 +60,7 @@ def test_random_kills_break_no_invariant(system: System) -> None:
         if where == "direct":
             system.signal.direct(ALICE, text)
         else:
-            system.signal.group_message(ALICE, system.chaos_group, text)  # type: ignore[attr-defined]
+            system.signal.group_message(ALICE, group, text)
         sent += 1
         time.sleep(rng.uniform(0.05, 0.8))
         if index in kills:

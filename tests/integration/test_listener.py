@@ -4,6 +4,7 @@ real workers → outbox → fake signal-cli-rest-api."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,20 @@ from tests.integration.conftest import ACCOUNT, ALICE, System
 from tests.integration.helpers import count, one_session
 
 pytestmark = pytest.mark.integration
+
+
+PART_MARK = re.compile(r"^\((\d+)/(\d+)\)$")
+
+
+def part_mark(text: str) -> tuple[int, int] | None:
+    """(n, total) from the "(n/total)" line that ends each part of a split reply."""
+    match = PART_MARK.match(text.splitlines()[-1]) if text else None
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def start_shop(system: System) -> None:
+    system.signal.direct(ALICE, f"/session start {system.projects / 'shop'}")
+    system.wait_reply(lambda t: t.startswith("Started session"))
 
 
 def inbox_keys(system: System) -> list[str]:
@@ -134,38 +149,35 @@ def test_error_frame_does_not_stop_the_listener(system: System) -> None:
 def test_long_reply_arrives_split_and_complete(system: System) -> None:
     system.worker()
     system.listener()
-    system.signal.direct(ALICE, f"/session start {system.projects / 'shop'}")
-    system.wait_reply(lambda t: t.startswith("Started session"))
+    start_shop(system)
     paragraphs = [f"Paragraph {n}: " + "lorem ipsum dolor sit amet " * 12 for n in range(14)]
     prompt = "\n\n".join(paragraphs)
     assert 4000 < len(prompt.encode()) < 8000
     system.signal.direct(ALICE, prompt)
-    parts = system.wait_reply(lambda t: t.rstrip().endswith(")") and "/" in t.splitlines()[-1]
-                              and t.splitlines()[-1].startswith("("), count=3, timeout=40)
-    total = int(parts[0].splitlines()[-1].strip("()").split("/")[1])
-    parts = system.wait_reply(lambda t: t.splitlines()[-1].startswith("(") and t.splitlines()[-1].endswith(
-        f"/{total})"), count=total, timeout=40)
+    system.wait_reply(lambda t: (mark := part_mark(t)) is not None and mark[0] == mark[1], timeout=40)
+    parts = [t for t in system.replies() if part_mark(t)]  # replies go out in order: the last one came last
+    total = len(parts)
+    assert total >= 3
+    assert [part_mark(p) for p in parts] == [(n, total) for n in range(1, total + 1)]
     assert all(len(p.encode()) <= SIGNAL_MAX_BYTES for p in parts)
     joined = "\n\n".join(p.rsplit("\n", 1)[0] for p in parts)
     for paragraph in paragraphs:
         assert paragraph.strip() in joined
-    assert [p.splitlines()[-1] for p in parts] == [f"({n}/{total})" for n in range(1, total + 1)]
 
 
 @pytest.mark.transport
 def test_a_failed_part_is_retried_without_repeating_the_others(system: System) -> None:
     system.worker()
     system.listener()
-    system.signal.direct(ALICE, f"/session start {system.projects / 'shop'}")
-    system.wait_reply(lambda t: t.startswith("Started session"))
+    start_shop(system)
     prompt = "\n\n".join(f"Point {n}: " + "the quick brown fox " * 20 for n in range(12))
     system.signal.fail_send_after(1, status=500)  # part 1 goes out, part 2 fails once
     system.signal.direct(ALICE, prompt)
     system.wait_reply(lambda t: t.startswith("Done in"), timeout=40)
-    marks = [t.splitlines()[-1] for t in system.replies() if t.splitlines()[-1].startswith("(")]
-    total = int(marks[0].strip("()").split("/")[1])
+    marks = [mark for t in system.replies() if (mark := part_mark(t))]
+    total = len(marks)
     assert total >= 2
-    assert marks == [f"({n}/{total})" for n in range(1, total + 1)]  # each part once, in order
+    assert marks == [(n, total) for n in range(1, total + 1)]  # each part once, in order
     assert "not sent (attempt 1" in system.workers[0].log()
 
 
@@ -181,9 +193,9 @@ def test_group_is_bound_to_its_session(system: System) -> None:
     system.wait_reply(lambda t: t.startswith("Echo: hello from the group"), recipient=gid, timeout=30)
     session = one_session(system.engine)
     assert session.conversation == gid
-    typing = [(method, body["recipient"]) for method, _, body in system.signal.requests("/v1/typing-indicator/")]
-    assert ("PUT", gid) in typing and ("DELETE", gid) in typing  # "typing…" shown in the group while Claude ran
-    assert typing.index(("PUT", gid)) < len(typing) - 1 - typing[::-1].index(("DELETE", gid))
+    typing = [method for method, _, body in system.signal.requests("/v1/typing-indicator/")
+              if body["recipient"] == gid]
+    assert typing[0] == "PUT" and typing[-1] == "DELETE"  # "typing…" shown in the group while Claude ran
     # the direct chat has no current session: the group's binding is its own
     system.signal.direct(ALICE, "hello direct")
     system.wait_reply(lambda t: "No current session" in t or "no current session" in t.lower())
