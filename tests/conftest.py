@@ -94,11 +94,13 @@ def settings(database_url: str, project_root: Path, tmp_path: Path) -> Settings:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``transport`` exercise processes and the network, not the database: one backend suffices."""
+    """Tests marked ``transport`` exercise processes and the network, not the database, and so does the real
+    CLI's run of the conversation suite (its subject is the protocol): one backend suffices."""
     keep, drop = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if item.get_closest_marker("transport") and params.get("database_url", "sqlite") != "sqlite":
+        one_backend = item.get_closest_marker("transport") or params.get("claude_cli") == "real"
+        if one_backend and params.get("database_url", "sqlite") != "sqlite":
             drop.append(item)
         else:
             keep.append(item)

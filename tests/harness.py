@@ -26,6 +26,7 @@ from claude_signal.inbound import InboundMessage
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_CLAUDE = Path(os.environ.get("CLAUDE_SIGNAL_TEST_CLAUDE", ROOT / "tests" / "fakes" / "claude"))
+RECORDED_CLAUDE = ROOT / "tests" / "fakes" / "claude-recorded"  # the real CLI, its calls logged like the fake's
 CELERY = str(Path(sys.executable).with_name("celery"))
 
 

@@ -33,6 +33,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.loop_server import LoopServer
+
 VERSION = "0.101"
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -80,8 +82,10 @@ class Faults:
     partial_failures: list[str] = field(default_factory=list)
 
 
-class FakeSignalServer:
+class FakeSignalServer(LoopServer):
     """One account's signal-cli-rest-api, served from a background thread with its own event loop."""
+
+    thread_name = "fake-signal"
 
     def __init__(self, account: str = "+15550000001", *, mode: str = "buffered") -> None:
         if mode not in ("buffered", "faithful"):
@@ -102,89 +106,18 @@ class FakeSignalServer:
         self._clock = int(time.time() * 1000)
         self._send_attempts = 0
         self._cond = threading.Condition()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port: int | None = None
+        super().__init__()
 
     # ---------------------------------------------------------------- lifecycle
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def service(self) -> str:
         """``host:port`` as signalbot's ``signal_service`` takes it (no scheme)."""
         return f"127.0.0.1:{self.port}"
 
-    def start(self, port: int | None = None) -> FakeSignalServer:
-        """Serve on ``port`` (default: the previous one, so a restart keeps the address; else a free one)."""
-        if self._thread is not None:
-            return self
-        ready = threading.Event()
-        errors: list[BaseException] = []
-        bind = port if port is not None else (self.port or 0)
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._serve(bind))
-            except (OSError, RuntimeError) as error:  # reported to the starting thread
-                errors.append(error)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._shutdown())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="fake-signal", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if errors:
-            self._thread = None
-            raise errors[0]
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: sockets close and the port is released, as when the container stops."""
-        if self._thread is None or self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> FakeSignalServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def _serve(self, port: int) -> None:
-        app = web.Application()
-        app.add_routes(self._routes())
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1]
-
-    async def _shutdown(self) -> None:
+    async def _on_shutdown(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def _call(self, coro_factory: Callable[[], Any]) -> Any:
-        """Run a coroutine on the server's loop from a test thread; a no-op when stopped."""
-        if self._loop is None:
-            return None
-        return asyncio.run_coroutine_threadsafe(coro_factory(), self._loop).result(10)
 
     # ---------------------------------------------------------------- directory
 

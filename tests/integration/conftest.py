@@ -10,8 +10,18 @@ import pytest
 from sqlalchemy import Engine
 
 from claude_signal.db.engine import make_engine
+from tests.claude_cli import PINNED, Unavailable, install
+from tests.fakes.messages_api import ScriptedMessagesAPI
 from tests.fakes.signal_rest import FakeSignalServer
-from tests.harness import FAKE_CLAUDE, ListenerProcess, Publisher, RedisServer, WorkerProcess, kill_logged_claudes
+from tests.harness import (
+    FAKE_CLAUDE,
+    RECORDED_CLAUDE,
+    ListenerProcess,
+    Publisher,
+    RedisServer,
+    WorkerProcess,
+    kill_logged_claudes,
+)
 
 ACCOUNT = "+15550000001"
 ALICE = "+15550000002"  # Signal knows her as alice-uuid; she is authorized by uuid and number
@@ -38,8 +48,23 @@ class System:
     publisher: Publisher
     engine: Engine
     projects: Path
+    api: ScriptedMessagesAPI | None = None  # set when the real CLI runs: the Messages API it talks to
     workers: list[WorkerProcess] = field(default_factory=list)
     listeners: list[ListenerProcess] = field(default_factory=list)
+
+    @property
+    def real_claude(self) -> bool:
+        return self.api is not None
+
+    def scenario(self, name: str, delay: float | None = None) -> None:
+        """Make Claude behave a certain way from the next turn on (workers started after this, for the fake)."""
+        self.env["FAKE_CLAUDE_SCENARIO"] = name
+        if delay is not None:
+            self.env["FAKE_CLAUDE_DELAY"] = str(delay)
+        if self.api is not None:
+            self.api.scenario = name
+            if delay is not None:
+                self.api.delay = delay
 
     def listener(self, **env: str) -> ListenerProcess:
         """Start the real listener and wait until signalbot has attached its websocket."""
@@ -80,9 +105,28 @@ class System:
 
 
 @pytest.fixture
-def system(database_url: str, tmp_path: Path) -> Iterator[System]:
+def claude_cli(request: pytest.FixtureRequest) -> str:
+    """Which ``claude`` the workers run: ``fake`` (tests/fakes/claude) unless a test asks for ``real``."""
+    return getattr(request, "param", "fake")
+
+
+def _real_claude_env(api: ScriptedMessagesAPI) -> dict[str, str]:
+    """The pinned real CLI, talking to the scripted Messages API on loopback (claude-cli-offline.md)."""
+    try:
+        binary = install()
+    except Unavailable as why:
+        pytest.skip(f"real Claude Code CLI {PINNED}: {why}")
+    return {"CLAUDE_SIGNAL_CLAUDE_BIN": str(RECORDED_CLAUDE), "REAL_CLAUDE": str(binary),
+            "ANTHROPIC_BASE_URL": api.url, "ANTHROPIC_API_KEY": "sk-ant-test-offline",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_MAX_RETRIES": "1"}
+
+
+@pytest.fixture
+def system(database_url: str, tmp_path: Path, claude_cli: str) -> Iterator[System]:
     from claude_signal.db.migrate import upgrade
 
+    api = ScriptedMessagesAPI().start() if claude_cli == "real" else None
     upgrade(database_url)
     redis = RedisServer(tmp_path / "redis").start()
     signal = FakeSignalServer(account=ACCOUNT)
@@ -110,10 +154,11 @@ def system(database_url: str, tmp_path: Path) -> Iterator[System]:
         "CLAUDE_SIGNAL_IDLE_TIMEOUT": "6",
         "FAKE_CLAUDE_LOG": str(tmp_path / "claude-calls.jsonl"),
         **FAST,
+        **(_real_claude_env(api) if api is not None else {}),
     }
     engine = make_engine(database_url)
     publisher = Publisher(redis.url)
-    system = System(tmp_path, env, redis, signal, publisher, engine, projects)
+    system = System(tmp_path, env, redis, signal, publisher, engine, projects, api)
     try:
         yield system
     finally:
@@ -126,6 +171,8 @@ def system(database_url: str, tmp_path: Path) -> Iterator[System]:
         engine.dispose()
         signal.stop()
         redis.stop()
+        if api is not None:
+            api.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)

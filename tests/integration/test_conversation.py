@@ -1,4 +1,6 @@
-"""Talking to Claude from the phone, end to end: real workers, real Redis, the fake `claude` and Signal."""
+"""Talking to Claude from the phone, end to end: real workers, real Redis, the fake Signal server, and each
+test twice: against the fake `claude` and against the pinned real Claude Code CLI talking to a scripted
+Messages API on loopback. Where the two disagree, the real one is right."""
 
 from __future__ import annotations
 
@@ -14,6 +16,13 @@ from claude_signal.procs import group_alive
 from tests.harness import wait_until
 from tests.integration.conftest import System
 from tests.integration.helpers import one_session, sessions
+
+pytestmark = pytest.mark.parametrize("claude_cli", ["fake", "real"], indirect=True)
+
+
+def fake_only(system: System, why: str) -> None:
+    if system.real_claude:
+        pytest.skip(f"the real CLI cannot be made to {why}; the fake covers it")
 
 
 def start(system: System, project: str = "shop") -> Session:
@@ -48,8 +57,7 @@ def test_conversation_remembers_and_resumes(system: System) -> None:
 
 
 def test_messages_queue_behind_a_running_turn(system: System) -> None:
-    system.env["FAKE_CLAUDE_SCENARIO"] = "slow"
-    system.env["FAKE_CLAUDE_DELAY"] = "2"
+    system.scenario("slow", delay=2)
     system.worker()
     start(system)
     system.publisher.send("first")
@@ -61,8 +69,7 @@ def test_messages_queue_behind_a_running_turn(system: System) -> None:
 
 
 def test_cancel_mid_turn_leaves_no_process(system: System) -> None:
-    system.env["FAKE_CLAUDE_SCENARIO"] = "slow"
-    system.env["FAKE_CLAUDE_DELAY"] = "60"
+    system.scenario("slow", delay=60)
     system.worker()
     start(system)
     system.publisher.send("take your time")
@@ -76,23 +83,27 @@ def test_cancel_mid_turn_leaves_no_process(system: System) -> None:
 
 def test_approve_and_deny_from_the_phone(system: System) -> None:
     system.worker()
-    start(system)
-    system.publisher.send("run: pytest -q")
-    (ask,) = system.wait_reply(lambda t: t.startswith("Claude wants to run Bash: pytest -q"))
+    session = start(system)
+    system.publisher.send("run: touch approved.txt")
+    (ask,) = system.wait_reply(lambda t: t.startswith("Claude wants to run Bash: touch approved.txt"))
     approval_id = ask.split("/approve ")[1].split()[0]
     system.publisher.send(f"/approve {approval_id}")
     system.wait_reply(lambda t: t.startswith(f"Approved {approval_id}"))
-    system.wait_reply(lambda t: "Echo: run: pytest -q" in t)
-    system.publisher.send("run: rm -rf build")
-    (ask,) = system.wait_reply(lambda t: t.startswith("Claude wants to run Bash: rm -rf build"))
+    system.wait_reply(lambda t: "Echo: run: touch approved.txt" in t)
+    system.publisher.send("run: touch denied.txt")
+    (ask,) = system.wait_reply(lambda t: t.startswith("Claude wants to run Bash: touch denied.txt"))
     system.publisher.send("/deny too risky")
     system.wait_reply(lambda t: t.startswith("Denied") and "too risky" in t)
-    system.wait_reply(lambda t: "Echo: run: rm -rf build" in t)
+    system.wait_reply(lambda t: "Echo: run: touch denied.txt" in t)
     system.publisher.send("/approve all")
     system.wait_reply(lambda t: t.startswith("Approving every tool for the rest of session"))
-    system.publisher.send("run: make")
-    system.wait_reply(lambda t: "Echo: run: make" in t)
-    assert not [t for t in system.replies() if t.startswith("Claude wants to run Bash: make")]
+    system.publisher.send("run: touch all.txt")
+    system.wait_reply(lambda t: "Echo: run: touch all.txt" in t)
+    assert not [t for t in system.replies() if t.startswith("Claude wants to run Bash: touch all.txt")]
+    if system.real_claude:  # the real CLI really runs what was approved, and only that
+        project = Path(session.project_path)
+        assert (project / "approved.txt").exists() and (project / "all.txt").exists()
+        assert not (project / "denied.txt").exists()
 
 
 def test_unanswered_approval_is_denied_after_the_timeout(system: System) -> None:
@@ -112,7 +123,14 @@ def test_unanswered_approval_is_denied_after_the_timeout(system: System) -> None
     ("crash", "Claude stopped without finishing"),
 ])
 def test_failure_scenarios_reply_in_plain_language(system: System, scenario: str, expected: str) -> None:
-    system.env["FAKE_CLAUDE_SCENARIO"] = scenario
+    if scenario == "max_turns":
+        fake_only(system, "stop at a step limit (the bot passes no --max-turns)")
+    if scenario == "crash":
+        fake_only(system, "exit without a result at will")
+    if scenario == "not_logged_in" and system.real_claude:
+        del system.env["ANTHROPIC_API_KEY"]  # no key and no login: the real CLI's own "Not logged in"
+    else:
+        system.scenario(scenario)
     system.worker()
     session = start(system)
     system.publisher.send("hello")
@@ -123,14 +141,13 @@ def test_failure_scenarios_reply_in_plain_language(system: System, scenario: str
 
 
 def test_kill_mid_turn_pauses_and_leaves_no_claude(system: System) -> None:
-    system.env["FAKE_CLAUDE_SCENARIO"] = "slow"
-    system.env["FAKE_CLAUDE_DELAY"] = "120"
+    system.scenario("slow", delay=120)
     worker = system.worker()
     session = start(system)
     system.publisher.send("long job")
     running = wait_until(lambda: next((t for t in turns(system) if t.claude_pgid), None), message="claude to start")
     worker.kill9()
-    system.env["FAKE_CLAUDE_SCENARIO"] = ""
+    system.scenario("")
     system.worker()
     (notice,) = system.wait_reply(lambda t: t.startswith("The worker running these sessions stopped"))
     assert f'{session.id} ' in notice and 'interrupted: "long job"' in notice
@@ -146,8 +163,7 @@ def test_kill_mid_turn_pauses_and_leaves_no_claude(system: System) -> None:
 
 
 def test_stop_mid_turn_ends_claude_and_the_session(system: System) -> None:
-    system.env["FAKE_CLAUDE_SCENARIO"] = "slow"
-    system.env["FAKE_CLAUDE_DELAY"] = "60"
+    system.scenario("slow", delay=60)
     system.worker()
     session = start(system)
     system.publisher.send("a long refactor")
