@@ -6,13 +6,13 @@
 from kombu import Exchange, Queue
 
 from claude_signal.config import get_settings
-from claude_signal.wakeups import SHARED_QUEUE, host_queue
+from claude_signal.wakeups import SESSION_PROMPT, SHARED_QUEUE, host_queue, turn_queue
 
 _settings = get_settings()
-_visibility = _settings.effective_visibility_timeout
+_visibility = _settings.visibility_timeout
 _transport = {
-    # A message taken by a worker that dies is handed out again after this long. It must exceed the longest
-    # task that holds its message (a turn), or a live turn would be delivered twice.
+    # A message taken by a worker that dies is handed out again after this long. Only short tasks hold their
+    # message (a turn's is acknowledged when it starts: the database knows which turns ran), so minutes.
     "visibility_timeout": _visibility,
     # kombu scans for such messages every interval × throttle seconds (default 10 × 10); make the scan cheap
     # and frequent so recovery is bounded by the timeout, not by the scan.
@@ -51,7 +51,15 @@ worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
 
-# Routing: commands, replies and recovery on the shared queue; work that needs a machine on its host queue.
+# Short tasks end in bounded time: a stuck one is killed and its message handed out again.
+task_soft_time_limit = 120
+task_time_limit = 150
+# A turn is long and its truth is in the database: its message is acknowledged when it starts, has no time
+# limit here (the turn has its own watchdogs), and a lost one is re-sent by the sweep.
+task_annotations = {SESSION_PROMPT: {"acks_late": False, "time_limit": None, "soft_time_limit": None}}
+
+# Routing: commands and replies on the shared queue; short work that needs a machine on its host queue;
+# turns on the host's turn queue, consumed by its turn worker (``claude-signal worker`` starts both planes).
 _default_exchange = Exchange("claude-signal", type="direct")
 task_default_queue = SHARED_QUEUE
 task_default_exchange = _default_exchange.name
@@ -60,6 +68,7 @@ task_create_missing_queues = True
 task_queues = (
     Queue(SHARED_QUEUE, _default_exchange, routing_key=SHARED_QUEUE),
     Queue(host_queue(_settings.host), _default_exchange, routing_key=host_queue(_settings.host)),
+    Queue(turn_queue(_settings.host), _default_exchange, routing_key=turn_queue(_settings.host)),
 )
 task_routes = {
     "command.*": {"queue": SHARED_QUEUE},

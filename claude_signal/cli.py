@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from claude_signal.config import ConfigError, Settings, get_settings
 
@@ -22,17 +24,50 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def worker_argv(settings: Settings, name: str, concurrency: int, extra: Sequence[str]) -> list[str]:
-    """The ``celery worker`` command line for this host: its node name carries the host."""
-    return ["celery", "-A", "claude_signal", "worker", "-n", f"{name}@{settings.host}", "-P", "prefork",
-            "-c", str(concurrency), "-E", "-l", os.environ.get("CLAUDE_SIGNAL_LOG_LEVEL", "info"), *extra]
+PLANES = ("control", "turns")
+
+
+def worker_argv(settings: Settings, plane: str, name: str, concurrency: int, extra: Sequence[str]) -> list[str]:
+    """The ``celery worker`` command line of one plane on this host.
+
+    control: prefork processes for the shared queue (commands, replies) and this host's short work (start,
+    resume, recovery); turns: one thread per turn slot (a turn mostly waits on its ``claude`` child) for
+    this host's turn queue. Node names are unique per process, so identical workers never collide.
+    """
+    from claude_signal.wakeups import SHARED_QUEUE, host_queue, turn_queue
+
+    node = f"{name}-{plane}-{secrets.token_hex(3)}@{settings.host}"
+    if plane == "turns":
+        pool = ["-P", "threads", "-c", str(settings.max_turns), "-Q", turn_queue(settings.host)]
+    else:
+        pool = ["-P", "prefork", "-c", str(concurrency), "-Q", f"{SHARED_QUEUE},{host_queue(settings.host)}"]
+    return ["celery", "-A", "claude_signal", "worker", "-n", node, *pool, "-E",
+            "-l", os.environ.get("CLAUDE_SIGNAL_LOG_LEVEL", "info"), *extra]
+
+
+def plane_children(settings: Settings, name: str, concurrency: int, env: dict[str, str], logs: Path | None,
+                   extra: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+    """Both planes of this host as supervised children: ``claude-signal worker`` and ``up`` run these."""
+    from claude_signal.supervisor import Child
+
+    me = [sys.executable, "-m", "claude_signal.cli", "worker", "--name", name, "--concurrency", str(concurrency)]
+    return [Child(f"{plane} worker", [*me, "--plane", plane, *extra], env,
+                  logs / f"{plane}-worker.log" if logs else None,
+                  stop_timeout=60.0 if plane == "turns" else 30.0)  # turns interrupt themselves on a clean stop
+            for plane in PLANES]
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    if args.plane == "both":
+        from claude_signal.supervisor import Supervisor
+
+        supervisor = Supervisor(plane_children(settings, args.name, args.concurrency, dict(os.environ), None,
+                                               args.celery_args))
+        supervisor.install_signal_handlers()
+        return supervisor.run()
     from celery.bin.celery import main as celery_main
 
-    argv = worker_argv(settings, args.name, args.concurrency, args.celery_args)
-    sys.argv = argv
+    sys.argv = worker_argv(settings, args.plane, args.name, args.concurrency, args.celery_args)
     return int(celery_main() or 0)
 
 
@@ -74,9 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="create or migrate the schema").set_defaults(func=_db_upgrade)
 
-    worker = sub.add_parser("worker", help="run a Celery worker for this host")
-    worker.add_argument("--name", default="worker", help="node name before @host (default: worker)")
-    worker.add_argument("--concurrency", "-c", type=int, default=4)
+    worker = sub.add_parser("worker", help="run this host's workers: the control plane and the turn plane")
+    worker.add_argument("--plane", choices=("both", *PLANES), default="both",
+                        help="both (default), or one of them in this process")
+    worker.add_argument("--name", default="worker", help="node name prefix (a unique suffix and @host follow)")
+    worker.add_argument("--concurrency", "-c", type=int, default=2,
+                        help="control-plane processes (default 2); turn slots are CLAUDE_SIGNAL_MAX_TURNS")
     worker.add_argument("celery_args", nargs=argparse.REMAINDER, help="passed to celery worker")
     worker.set_defaults(func=_worker)
 

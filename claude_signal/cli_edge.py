@@ -72,10 +72,11 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
         for child in reversed(children):  # never leave the embedded Redis behind
             child.stop()
         raise
-    me = [sys.executable, "-m", "claude_signal.cli"]
-    children.append(Child("worker", [*me, "worker", "--concurrency", str(args.concurrency)], env,
-                          logs / "worker.log", stop_timeout=settings.turn_timeout + 30))
-    children.append(Child("listener", [*me, "listen"], env, logs / "listener.log"))
+    from claude_signal.cli import plane_children
+
+    children.extend(plane_children(settings, "worker", args.concurrency, env, logs))
+    children.append(Child("listener", [sys.executable, "-m", "claude_signal.cli", "listen"], env,
+                          logs / "listener.log"))
     if flower is not None:
         children.append(flower)
     print(f"claude-signal is up on {settings.host}: data in {settings.home}, logs in {logs}. Ctrl-C stops it.\n"
@@ -109,7 +110,8 @@ def _flower_child(address: str, settings: Settings, env: dict[str, str], logs: P
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sub.add_parser("listen", help="read Signal and queue each message for the workers").set_defaults(func=_listen)
     up = sub.add_parser("up", help="run everything on this machine: broker, migrations, worker, listener")
-    up.add_argument("--concurrency", "-c", type=int, default=4, help="worker processes (default 4)")
+    up.add_argument("--concurrency", "-c", type=int, default=2,
+                    help="control-plane worker processes (default 2); turn slots are CLAUDE_SIGNAL_MAX_TURNS")
     up.add_argument("--flower", nargs="?", const="127.0.0.1:5555", metavar="[HOST:]PORT",
                     help="also run Flower (default 127.0.0.1:5555); needs CLAUDE_SIGNAL_FLOWER_AUTH=user:password")
     up.set_defaults(func=_up)

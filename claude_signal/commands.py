@@ -34,7 +34,7 @@ class SessionList:
 
 @dataclass(frozen=True)
 class SessionResume:
-    ref: str
+    ref: str | None  # None: the conversation's current session
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class Cancel:
 class Approve:
     ref: str | None = None
     all: bool = False
+    none: bool = False  # /approve none: take back /approve all
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,10 @@ def _session(rest: str) -> Command:
     if sub in ("list", "ls"):
         return SessionList(include_ended=arg.lower() == "all")
     if sub == "resume":
-        if not arg or " " in arg:
-            return Usage("Usage: /session resume <id>. /session list shows the ids.")
-        return SessionResume(arg.lower())
+        if " " in arg:
+            return Usage("Usage: /session resume [id] (the current session without an id). "
+                         "/session list shows the ids.")
+        return SessionResume(arg.lower() or None)
     if sub in ("stop", "end"):
         if " " in arg:
             return Usage("Usage: /session stop <id> (or /session stop for the current session).")
@@ -160,8 +162,10 @@ def _approve(rest: str) -> Command:
         return Approve()
     if rest.lower() == "all":
         return Approve(all=True)
+    if rest.lower() == "none":
+        return Approve(none=True)
     if " " in rest:
-        return Usage("Usage: /approve [id|all]")
+        return Usage("Usage: /approve [id|all|none]")
     return Approve(ref=rest.lower())
 
 

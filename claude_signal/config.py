@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "CLAUDE_SIGNAL_"
@@ -51,13 +51,15 @@ class Settings(BaseSettings):
     default_host: str | None = Field(default=None, description="where /session start <path> opens")
 
     # Timing. Defaults suit daily use; tests shorten them.
-    heartbeat_interval: float = Field(default=5.0, gt=0)
-    lease_ttl: float = Field(default=60.0, gt=0, description="seconds an ACTIVE session's lease lasts")
-    worker_stale_after: float = Field(default=30.0, gt=0, description="heartbeat age that marks a host offline")
+    heartbeat_interval: float = Field(default=5.0, gt=0, description="how often workers and turns say they live")
+    lease_ttl: float = Field(default=30.0, gt=0, description="a running turn whose process stopped renewing for "
+                             "this long is interrupted; a host whose workers stopped beating this long is offline")
+    max_turns: int = Field(default=8, ge=1, le=256, description="turns this host runs at once (turn plane slots)")
     turn_timeout: float = Field(default=3600.0, gt=0, description="longest allowed Claude turn, seconds")
     idle_timeout: float = Field(default=600.0, gt=0, description="interrupt a turn silent for this long")
     approval_timeout: float = Field(default=600.0, gt=0, description="deny a permission request after this")
-    visibility_timeout: float | None = Field(default=None, description="broker redelivery; > turn_timeout")
+    visibility_timeout: float = Field(default=300.0, ge=10, description="when the broker hands a message a "
+                                      "dead worker held to another; turns need no redelivery, so minutes")
     unacked_restore_interval: float = Field(default=5.0, gt=0)
     outbox_max_age: float = Field(default=86400.0, gt=0, description="give up sending a reply after this")
     signal_timeout: float = Field(default=10.0, gt=0, description="HTTP timeout towards signal-cli-rest-api")
@@ -106,21 +108,9 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-    @model_validator(mode="after")
-    def _visibility_above_turns(self) -> Settings:
-        if self.visibility_timeout is not None and self.visibility_timeout <= self.turn_timeout:
-            raise ValueError(f"must exceed CLAUDE_SIGNAL_TURN_TIMEOUT ({self.turn_timeout:g}s), or a running "
-                             "turn would be delivered twice")
-        return self
-
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'claude-signal.db'}"
-
-    @property
-    def effective_visibility_timeout(self) -> float:
-        """Redelivery must never fire while a turn may still be running (reference §1)."""
-        return self.visibility_timeout or self.turn_timeout + 600.0
 
     @property
     def embedded_broker_url(self) -> str:
@@ -133,10 +123,7 @@ class Settings(BaseSettings):
 
 def _one_line(error: ValidationError) -> str:
     first = error.errors()[0]
-    if first["loc"]:
-        name = ENV_PREFIX + "_".join(str(p) for p in first["loc"]).upper()
-    else:  # a check across settings names its subject in the message
-        name = ENV_PREFIX + "VISIBILITY_TIMEOUT"
+    name = ENV_PREFIX + "_".join(str(p) for p in first["loc"]).upper()
     return f"{name}: {first['msg'].removeprefix('Value error, ')}"
 
 

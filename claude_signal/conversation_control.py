@@ -23,8 +23,8 @@ def run(db: DB, msg: InboundMessage, command: c.Command, ctx, wakeups: Wakeups) 
     match command:
         case c.Cancel():
             text = cancel(db, session)
-        case c.Approve(ref, all_):
-            text = approve(db, msg, session, ref, all_)
+        case c.Approve(ref, all_, none):
+            text = approve_none(db, session) if none else approve(db, msg, session, ref, all_)
         case c.Deny(ref, reason):
             text = deny(db, msg, session, ref, reason)
         case c.Mode(mode):
@@ -93,6 +93,14 @@ def approve(db: DB, msg: InboundMessage, session: Session | None, ref: str | Non
     return replies.approved(picked.id, picked.tool_name, picked.input_summary)
 
 
+def approve_none(db: DB, session: Session | None) -> str:
+    if session is None:
+        return replies.no_current_session()
+    db.execute(update(Session).where(Session.id == session.id).values(approve_all=False)
+               .execution_options(synchronize_session=False))
+    return replies.approve_all_off(session.id)
+
+
 def deny(db: DB, msg: InboundMessage, session: Session | None, ref: str | None, reason: str | None) -> str:
     pending = _pending(db, session, msg)
     if ref is not None and not any(a.id.startswith(ref) for a in pending):
@@ -111,7 +119,8 @@ def set_mode(db: DB, session: Session | None, mode: str) -> str:
         return replies.no_current_session()
     if session.status == SessionStatus.TERMINATED:
         return replies.not_accepting_prompts(session.id, SessionStatus.TERMINATED)
-    db.execute(update(Session).where(Session.id == session.id).values(permission_mode=mode)
+    # A new mode is a fresh start for permissions: /approve all does not carry over into it.
+    db.execute(update(Session).where(Session.id == session.id).values(permission_mode=mode, approve_all=False)
                .execution_options(synchronize_session=False))
     return replies.mode_set(session.id, mode)
 

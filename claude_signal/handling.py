@@ -12,10 +12,11 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DB
 
 from claude_signal import commands as c
-from claude_signal import outbox, replies
+from claude_signal import outbox, replies, workers
 from claude_signal.config import Settings
 from claude_signal.db.models import (
     Approval,
@@ -33,7 +34,7 @@ from claude_signal.db.upsert import insert_or_ignore
 from claude_signal.ids import new_claude_session_id, new_session_id
 from claude_signal.inbound import InboundMessage
 from claude_signal.lifecycle import InvalidTransition, transition
-from claude_signal.wakeups import SESSION_PROMPT, SESSION_RESUME, SESSION_START, Wakeup, Wakeups, host_queue
+from claude_signal.wakeups import SESSION_RESUME, SESSION_START, Wakeup, Wakeups, host_queue, next_turn
 from claude_signal.workers import host_state, host_states
 
 log = logging.getLogger(__name__)
@@ -163,11 +164,11 @@ def _dispatch(db: DB, msg: InboundMessage, command: c.Command, ctx: Context, wak
         case c.Help():
             reply(db, wakeups, msg, replies.HELP)
         case c.Status():
-            reply(db, wakeups, msg, _status(db, msg))
+            reply(db, wakeups, msg, _status(db, msg, ctx))
         case c.Hosts():
             reply(db, wakeups, msg, _hosts(db, ctx))
         case c.Prompt(text):
-            _prompt(db, msg, text, wakeups)
+            _prompt(db, msg, text, ctx, wakeups)
         case c.Usage(text):
             reply(db, wakeups, msg, text)
         case c.Unknown(word):
@@ -210,6 +211,10 @@ def current_session(db: DB, conversation: str) -> Session | None:
 
 
 def set_current(db: DB, conversation: str, session_id: str) -> None:
+    """Plain messages in ``conversation`` go to this session, and its answers come back there (a session
+    resumed in a group answers in that group from then on)."""
+    db.execute(update(Session).where(Session.id == session_id, Session.conversation != conversation)
+               .values(conversation=conversation).execution_options(synchronize_session=False))
     if not insert_or_ignore(db, Conversation, {"id": conversation, "current_session_id": session_id,
                                                "updated_at": utcnow()}, "id"):
         db.execute(update(Conversation).where(Conversation.id == conversation)
@@ -230,21 +235,23 @@ def default_host(db: DB, ctx: Context) -> str:
     """Explicit setting, else the only host there is, else the host of the worker handling this."""
     if ctx.settings.default_host:
         return ctx.settings.default_host
-    states = host_states(db, stale_after=ctx.settings.worker_stale_after)
+    states = host_states(db, lease_ttl=ctx.settings.lease_ttl)
     online = [s.host for s in states if s.online]
     if len(online) == 1:
         return online[0]
     return ctx.local_host or ctx.settings.host
 
 
-def _check_host(db: DB, host: str, ctx: Context) -> None:
+def _check_host(db: DB, host: str, ctx: Context) -> workers.HostState | None:
+    """The host's state; a :class:`Reply` at once when it is unknown or offline, so nothing waits for it."""
+    state = host_state(db, host, lease_ttl=ctx.settings.lease_ttl)
     if host == ctx.local_host:
-        return  # this worker runs there, so the host is up whatever its last heartbeat says
-    state = host_state(db, host, stale_after=ctx.settings.worker_stale_after)
+        return state  # this worker runs there, so the host is up whatever its last heartbeat says
     if state is None:
-        raise Reply(replies.unknown_host(host, [s.host for s in host_states(db, stale_after=1e9)]))
+        raise Reply(replies.unknown_host(host, [s.host for s in host_states(db, lease_ttl=1e9)]))
     if not state.online:
         raise Reply(replies.host_offline(host, state.last_seen))
+    return state
 
 
 def _start(db: DB, msg: InboundMessage, target: c.Target, ctx: Context, wakeups: Wakeups) -> bool:
@@ -266,8 +273,10 @@ def _start(db: DB, msg: InboundMessage, target: c.Target, ctx: Context, wakeups:
     return False
 
 
-def _resume(db: DB, msg: InboundMessage, ref: str, ctx: Context, wakeups: Wakeups) -> bool:
-    session = find_session(db, msg, ref)
+def _resume(db: DB, msg: InboundMessage, ref: str | None, ctx: Context, wakeups: Wakeups) -> bool:
+    session = find_session(db, msg, ref) if ref else current_session(db, msg.conversation)
+    if session is None:
+        raise Reply(replies.no_current_session())
     status = SessionStatus(session.status)
     if status is SessionStatus.ACTIVE:
         set_current(db, msg.conversation, session.id)
@@ -313,7 +322,7 @@ def _list(db: DB, msg: InboundMessage, include_ended: bool) -> str:
     return replies.session_list(views, include_ended=include_ended)
 
 
-def _status(db: DB, msg: InboundMessage) -> str:
+def _status(db: DB, msg: InboundMessage, ctx: Context) -> str:
     session = current_session(db, msg.conversation)
     if session is None:
         return replies.no_current_session()
@@ -323,22 +332,42 @@ def _status(db: DB, msg: InboundMessage) -> str:
         Turn.session_id == session.id, Turn.status == TurnStatus.QUEUED)).scalar_one()
     pending = db.execute(select(func.count()).select_from(Approval).where(
         Approval.session_id == session.id, Approval.status == ApprovalStatus.PENDING)).scalar_one()
+    wait = _slot_wait(db, session.host, ctx) if queued and not running else None
     return replies.status(view(session, current=True), running=running and replies.clip(running, 80),
-                          queued=queued, pending_approvals=pending)
+                          queued=queued, pending_approvals=pending, mode=session.permission_mode,
+                          approve_all=session.approve_all, slot_wait=wait)
+
+
+def _slot_wait(db: DB, host: str, ctx: Context) -> str | None:
+    """Why a prompt cannot start now although its session is idle: every turn slot on its host is taken."""
+    state = host_state(db, host, lease_ttl=ctx.settings.lease_ttl)
+    if state is None or not state.slots or state.running < state.slots:
+        return None
+    return replies.waiting_for_slot(host, state.running)
 
 
 def _hosts(db: DB, ctx: Context) -> str:
-    states = host_states(db, stale_after=ctx.settings.worker_stale_after)
+    states = host_states(db, lease_ttl=ctx.settings.lease_ttl)
     return replies.hosts([replies.HostView(s.host, s.online, s.workers, s.active_sessions, s.last_seen)
                           for s in states])
 
 
-def _prompt(db: DB, msg: InboundMessage, text: str, wakeups: Wakeups) -> None:
+def _prompt(db: DB, msg: InboundMessage, text: str, ctx: Context, wakeups: Wakeups) -> None:
     session = current_session(db, msg.conversation)
     if session is None:
         raise Reply(replies.no_current_session())
     status = SessionStatus(session.status)
-    if status is not SessionStatus.ACTIVE:
+    notes = []
+    if status is SessionStatus.PAUSED:
+        _check_host(db, session.host, ctx)
+        try:
+            with db.begin_nested():
+                transition(db, session.id, SessionStatus.ACTIVE, reason=f"resumed by a message from {msg.sender}",
+                           task_id=ctx.task_id, expected_from=frozenset({SessionStatus.PAUSED}))
+        except IntegrityError:  # another session became ACTIVE in this directory meanwhile
+            raise Reply(replies.directory_taken("another session", session.project_path)) from None
+        notes.append(replies.auto_resumed(session.id))
+    elif status is not SessionStatus.ACTIVE:
         raise Reply(replies.not_accepting_prompts(session.id, status))
     ahead = db.execute(select(func.count()).select_from(Turn).where(
         Turn.session_id == session.id, Turn.status.in_([TurnStatus.QUEUED, TurnStatus.RUNNING]))).scalar_one()
@@ -346,5 +375,9 @@ def _prompt(db: DB, msg: InboundMessage, text: str, wakeups: Wakeups) -> None:
                 created_at=utcnow()))
     db.flush()
     if ahead:
-        reply(db, wakeups, msg, replies.queued(ahead))
-    wakeups.add(Wakeup(SESSION_PROMPT, (session.id,), queue=host_queue(session.host)))
+        notes.append(replies.queued(ahead))
+    elif (wait := _slot_wait(db, session.host, ctx)) is not None:
+        notes.append(wait)
+    if notes:
+        reply(db, wakeups, msg, "\n".join(notes))
+    wakeups.add(next_turn(session.id, session.host))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -18,14 +17,13 @@ from sqlalchemy.orm import Session as DB
 
 from claude_signal import replies
 from claude_signal.config import Settings
-from claude_signal.db.models import Inbox, Session, SessionStatus, utcnow
+from claude_signal.db.models import Inbox, Session, SessionStatus
 from claude_signal.handling import mark_handled, set_current, view
 from claude_signal.inbound import InboundMessage
 from claude_signal.lifecycle import transition
 from claude_signal.outbox import enqueue
 from claude_signal.paths import ClaudeUnavailable, PathRejected, check_claude, resolve_project
-from claude_signal.wakeups import SESSION_PROMPT, Wakeup, Wakeups, host_queue
-from claude_signal.workers import Identity
+from claude_signal.wakeups import Wakeups, next_turn
 
 
 @dataclass(frozen=True)
@@ -78,20 +76,16 @@ class Activation:
     holder: str | None = None
 
 
-def _activate(db: DB, session: Session, path: str, me: Identity, settings: Settings, *, reason: str,
-              task_id: str | None) -> Activation:
-    """CAS to ACTIVE with us as owner and a fresh lease, fenced by the version we read."""
+def _activate(db: DB, session: Session, path: str, *, reason: str, task_id: str | None) -> Activation:
+    """CAS to ACTIVE, fenced by the version we read. The session owns no worker: only its turns hold leases."""
     holder = _holder(db, session, path)
     if holder is not None:
         return Activation(holder=holder.id)
-    lease = utcnow() + timedelta(seconds=settings.lease_ttl)
     try:
         with db.begin_nested():
             result = transition(
                 db, session.id, SessionStatus.ACTIVE, reason=reason, task_id=task_id,
-                expected_version=session.version,
-                values={"project_path": path, "owner_node": me.node, "owner_incarnation": me.incarnation,
-                        "lease_expires_at": lease},
+                expected_version=session.version, values={"project_path": path},
             )
     except IntegrityError:  # the partial unique index: another session became ACTIVE here meanwhile
         holder = _holder(db, session, path)
@@ -101,8 +95,7 @@ def _activate(db: DB, session: Session, path: str, me: Identity, settings: Setti
     return Activation(raced=True)
 
 
-def start(db: DB, session_id: str, inbox_key: str, check: Precheck, me: Identity, settings: Settings,
-          task_id: str | None) -> Wakeups:
+def start(db: DB, session_id: str, inbox_key: str, check: Precheck, task_id: str | None) -> Wakeups:
     wakeups = Wakeups()
     session = db.get(Session, session_id, populate_existing=True)
     if session is None or session.status != SessionStatus.CREATED:
@@ -116,7 +109,7 @@ def start(db: DB, session_id: str, inbox_key: str, check: Precheck, me: Identity
         text = replies.start_failed(session.project_path, check.problem or "unknown problem")
     else:
         path = str(check.path)
-        outcome = _activate(db, session, path, me, settings, reason="started", task_id=task_id)
+        outcome = _activate(db, session, path, reason="started", task_id=task_id)
         if outcome.raced:
             return wakeups  # a second delivery of this task started it; that one replied
         if outcome.session is None:
@@ -130,8 +123,7 @@ def start(db: DB, session_id: str, inbox_key: str, check: Precheck, me: Identity
     return wakeups
 
 
-def resume(db: DB, session_id: str, inbox_key: str, check: Precheck, me: Identity, settings: Settings,
-           task_id: str | None) -> Wakeups:
+def resume(db: DB, session_id: str, inbox_key: str, check: Precheck, task_id: str | None) -> Wakeups:
     wakeups = Wakeups()
     session = db.get(Session, session_id, populate_existing=True)
     inbox = db.get(Inbox, inbox_key)
@@ -146,7 +138,7 @@ def resume(db: DB, session_id: str, inbox_key: str, check: Precheck, me: Identit
     elif check.problem is not None or check.path is None:
         text = replies.resume_failed(session.id, check.problem or "unknown problem")
     else:
-        outcome = _activate(db, session, str(check.path), me, settings, reason="resumed", task_id=task_id)
+        outcome = _activate(db, session, str(check.path), reason="resumed", task_id=task_id)
         active = outcome.session
         if outcome.raced:
             return wakeups
@@ -158,7 +150,7 @@ def resume(db: DB, session_id: str, inbox_key: str, check: Precheck, me: Identit
                 active.project_path, active.claude_session_id).exists()
             text = replies.resumed(view(active), transcript_missing=missing)
             # Messages that queued up while the session was paused run now, in order.
-            wakeups.add(Wakeup(SESSION_PROMPT, (session.id,), queue=host_queue(session.host)))
+            wakeups.add(next_turn(session.id, session.host))
     _reply(db, wakeups, inbox_key, msg.conversation, text)
     mark_handled(db, inbox_key)
     return wakeups

@@ -100,7 +100,7 @@ def _compare_and_set(
     changes: dict[str, Any] = {"status": target.value, "version": current.version + 1, "updated_at": now,
                                "status_reason": reason}
     if target is S.TERMINATED:
-        changes |= {"ended_at": now, "owner_node": None, "owner_incarnation": None, "lease_expires_at": None}
+        changes |= {"ended_at": now}
     changes |= values or {}
     result = db.execute(
         update(Session)

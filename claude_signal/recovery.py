@@ -1,28 +1,33 @@
-"""Finding and pausing sessions whose worker died, and cleaning up what it left behind.
+"""Turns whose process died: interrupt them, pause their sessions, tell each conversation once, and kill
+what they left behind on this host.
 
-Orphaned = ACTIVE, and its lease has lapsed, or its owner node now runs a different incarnation (it
-restarted), or its owner node is unknown. Pausing goes through the same compare-and-set as everything else,
-fenced by the version read, so two workers recovering at once pause (and notify) each session once.
+Liveness belongs to the turn. A RUNNING turn holds a lease that the process running it renews on the
+database's clock; a turn whose lease lapsed has lost its process (killed, crashed, or cut off from the
+database), whoever started its session. Idle sessions hold nothing and are never touched. Every step is a
+compare-and-set, so two recoveries running at once interrupt (and announce) each turn once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal import outbox, replies
-from claude_signal.db.models import Session, SessionStatus, Turn, TurnStatus, Worker, utcnow
+from claude_signal.db.clock import db_now
+from claude_signal.db.models import Session, SessionStatus, Turn, TurnStatus, utcnow
 from claude_signal.lifecycle import transition
 from claude_signal.procs import kill_recorded_group
+from claude_signal.turns import cancel_pending_approvals
 
 log = logging.getLogger(__name__)
 
-ORPHAN_REASON = "owner worker lost"
+ORPHAN_REASON = "its turn's worker stopped"
+BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -42,44 +47,36 @@ class LeftoverProcess:
     started: int | None
 
 
-def find_orphans(db: DB, now: datetime | None = None) -> list[Session]:
-    now = now or utcnow()
-    stmt = (
-        select(Session)
-        .outerjoin(Worker, Worker.node == Session.owner_node)
-        .where(
-            Session.status == SessionStatus.ACTIVE,
-            or_(
-                Session.lease_expires_at.is_(None),
-                Session.lease_expires_at < now,
-                Worker.node.is_(None),
-                Worker.incarnation != Session.owner_incarnation,
-            ),
-        )
-        .order_by(Session.id)
-    )
-    return list(db.execute(stmt).scalars())
+def _lapsed(now):  # type: ignore[no-untyped-def]
+    return and_(Turn.status == TurnStatus.RUNNING,
+                or_(Turn.lease_expires_at.is_(None), Turn.lease_expires_at < now))
 
 
-def pause_orphan(db: DB, session: Session, *, task_id: str | None) -> Paused | None:
-    """Pause one orphan if nobody beat us to it; its RUNNING turn becomes INTERRUPTED."""
-    result = transition(
-        db, session.id, SessionStatus.PAUSED, reason=ORPHAN_REASON, task_id=task_id,
-        expected_version=session.version, expected_from=frozenset({SessionStatus.ACTIVE}),
-        values={"owner_node": None, "owner_incarnation": None, "lease_expires_at": None},
-    )
-    if not result.changed:
-        return None
-    running = db.execute(
-        select(Turn).where(Turn.session_id == session.id, Turn.status == TurnStatus.RUNNING)
-    ).scalars().all()
-    for turn in running:
-        db.execute(update(Turn).where(Turn.id == turn.id, Turn.status == TurnStatus.RUNNING)
-                   .values(status=TurnStatus.INTERRUPTED, finished_at=utcnow(),
-                           result_summary="interrupted: the worker running it stopped")
-                   .execution_options(synchronize_session=False))
-    prompt = running[0].prompt if running else None
-    return Paused(session.id, result.session.version, session.conversation, session.project_path, prompt)
+def interrupt_lapsed_turns(db: DB, *, task_id: str | None, limit: int = BATCH) -> list[Paused]:
+    """Interrupt up to ``limit`` RUNNING turns whose lease lapsed; pause their sessions."""
+    now = db_now(db)
+    lapsed = db.execute(select(Turn.id, Turn.session_id, Turn.prompt).where(_lapsed(now))
+                        .order_by(Turn.id).limit(limit)).all()
+    paused = []
+    for turn_id, session_id, prompt in lapsed:
+        won = db.execute(
+            update(Turn).where(Turn.id == turn_id, _lapsed(now))
+            .values(status=TurnStatus.INTERRUPTED, finished_at=utcnow(), lease_expires_at=None,
+                    result_summary="interrupted: the worker running it stopped")
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not won:
+            continue  # renewed meanwhile, or another recovery took it
+        cancel_pending_approvals(db, [turn_id], "turn interrupted")
+        session = db.get(Session, session_id, populate_existing=True)
+        if session is None or session.status != SessionStatus.ACTIVE:
+            continue
+        result = transition(db, session.id, SessionStatus.PAUSED, reason=ORPHAN_REASON, task_id=task_id,
+                            expected_version=session.version, expected_from=frozenset({SessionStatus.ACTIVE}))
+        if result.changed:
+            paused.append(Paused(session.id, result.session.version, session.conversation, session.project_path,
+                                 prompt))
+    return paused
 
 
 def notify(db: DB, paused: list[Paused]) -> list[int]:
@@ -89,16 +86,18 @@ def notify(db: DB, paused: list[Paused]) -> list[int]:
         by_conversation[item.conversation].append(item)
     ids = []
     for conversation, items in sorted(by_conversation.items()):
-        key = "recovery:" + ",".join(f"{p.session_id}@{p.version}" for p in items)
+        # A digest keeps the key short however many sessions one notice names, and stable across retries.
+        digest = hashlib.sha256(",".join(f"{p.session_id}@{p.version}" for p in items).encode()).hexdigest()[:32]
         text = replies.recovered([(p.session_id, p.project_path, p.interrupted_prompt) for p in items])
-        ids.append(outbox.enqueue(db, recipient=conversation, text=text, dedupe_key=key))
+        ids.append(outbox.enqueue(db, recipient=conversation, text=text, dedupe_key=f"recovery:{digest}"))
     return ids
 
 
-def recover_orphans(db: DB, *, task_id: str | None, now: datetime | None = None) -> tuple[list[Paused], list[int]]:
-    paused = [p for s in find_orphans(db, now) if (p := pause_orphan(db, s, task_id=task_id))]
+def recover_orphans(db: DB, *, task_id: str | None) -> tuple[list[Paused], list[int]]:
+    paused = interrupt_lapsed_turns(db, task_id=task_id)
     if paused:
-        log.warning("paused %d orphaned session(s): %s", len(paused), ", ".join(p.session_id for p in paused))
+        log.warning("paused %d session(s) whose turn lost its worker: %s", len(paused),
+                    ", ".join(p.session_id for p in paused))
     return paused, notify(db, paused)
 
 
@@ -107,9 +106,7 @@ def leftover_processes(db: DB, host: str) -> list[LeftoverProcess]:
     stmt = (
         select(Turn.id, Turn.claude_pid, Turn.claude_pgid, Turn.claude_started)
         .join(Session, Session.id == Turn.session_id)
-        .where(Session.host == host, Turn.claude_pgid.is_not(None),
-               or_(Turn.status != TurnStatus.RUNNING,
-                   and_(Turn.status == TurnStatus.RUNNING, Session.status != SessionStatus.ACTIVE)))
+        .where(Session.host == host, Turn.claude_pgid.is_not(None), Turn.status != TurnStatus.RUNNING)
     )
     return [LeftoverProcess(t, pid, pgid, started) for t, pid, pgid, started in db.execute(stmt).all()]
 

@@ -14,12 +14,13 @@ from claude_signal.db.models import SessionStatus
 HELP = """claude-signal commands:
 /session start <path>  open a Claude Code session (or <host>:<path>)
 /session list          your sessions (/session list all includes ended ones)
-/session resume <id>   continue a paused session and make it current
+/session resume [id]   continue a paused session and make it current
 /session stop [id]     end a session (the current one without an id)
 /status                the current session and its work
 /hosts                 machines with a running worker
 /cancel                interrupt the running turn
 /approve [id|all]      allow what Claude asked for (all: for the rest of the session)
+/approve none          ask again before each tool (undoes /approve all)
 /deny [id] [reason]    refuse it
 /mode <default|acceptEdits|plan|bypassPermissions>
 Anything else is a message to Claude in the current session."""
@@ -61,7 +62,7 @@ def started(view: SessionView) -> str:
 
 
 def resumed(view: SessionView, *, transcript_missing: bool = False) -> str:
-    turns = "no turns yet" if view.turn_count == 0 else f"{view.turn_count} turn(s) so far"
+    turns = "no turns yet" if view.turn_count == 0 else f"{plural(view.turn_count, 'turn')} so far"
     head = f"Resumed session {view.id} on {view.host} in {view.project_path} ({turns})."
     if transcript_missing:
         return (head + " Claude's transcript of it is missing on this host, so Claude will not remember "
@@ -135,19 +136,23 @@ def session_list(views: Sequence[SessionView], *, include_ended: bool) -> str:
     return "\n".join(lines)
 
 
-def status(view: SessionView | None, *, running: str | None, queued: int, pending_approvals: int) -> str:
+def status(view: SessionView | None, *, running: str | None, queued: int, pending_approvals: int,
+           mode: str = "default", approve_all: bool = False, slot_wait: str | None = None) -> str:
     if view is None:
         return no_current_session()
     lines = [f"Session {view.id}: {view.status.lower()} on {view.host} in {view.project_path}",
-             f"{view.turn_count} turn(s), ${view.cost_usd:.4f} so far"]
+             f"{plural(view.turn_count, 'turn')}, ${view.cost_usd:.4f} so far",
+             f"Permission mode: {mode}" + (" · every tool approved (/approve none undoes it)" if approve_all else "")]
     if running:
         lines.append(f"Running: {running}")
     if queued:
-        lines.append(f"Queued: {queued} message(s)")
+        lines.append(f"Queued: {plural(queued, 'message')}")
+    if slot_wait:
+        lines.append(slot_wait)
     if pending_approvals:
         lines.append(f"Waiting for you: {pending_approvals} approval(s); /approve or /deny")
     if view.status == SessionStatus.PAUSED:
-        lines.append(f"Paused: /session resume {view.id} continues it.")
+        lines.append(f"Paused: your next message, or /session resume {view.id}, continues it.")
     return "\n".join(lines)
 
 
@@ -177,9 +182,8 @@ def recovered(items: Sequence[tuple[str, str, str | None]]) -> str:
     for session_id, path, prompt in items:
         what = f' — interrupted: "{clip(prompt, 60)}"' if prompt else ""
         lines.append(f"{session_id} ({path}){what}")
-    first = items[0][0]
-    lines.append(f"Resume with /session resume {first}" + (" (and likewise for the others)." if len(items) > 1
-                                                            else "."))
+    lines.append("Your next message there resumes it" + (" (or /session resume <id>)." if len(items) > 1
+                                                          else f" (or /session resume {items[0][0]})."))
     return "\n".join(lines)
 
 
@@ -192,8 +196,35 @@ def not_accepting_prompts(session_id: str, status: SessionStatus) -> str:
     return f"Session {session_id} has ended. Start a new one with /session start <path>."
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def queued(ahead: int) -> str:
-    return f"Queued: Claude will get this after {ahead} earlier message(s)."
+    return f"Queued: Claude will get this after {plural(ahead, 'earlier message')}."
+
+
+def waiting_for_slot(host: str, running: int) -> str:
+    return (f"Waiting for a free slot on {host}: {plural(running, 'turn')} running there "
+            "(CLAUDE_SIGNAL_MAX_TURNS). Claude gets this as soon as one ends.")
+
+
+def auto_resumed(session_id: str) -> str:
+    return f"Session {session_id} was paused when its worker stopped; resuming it with this message."
+
+
+def approve_all_off(session_id: str) -> str:
+    return f"Session {session_id}: Claude asks again before each tool that needs permission."
+
+
+def turn_failed_internally(prompt: str) -> str:
+    return (f'Something went wrong on our side while Claude worked on "{clip(prompt, 60)}", so that turn '
+            "ended (the details are in the worker's log). The session is still usable: send your next message.")
+
+
+def turn_stopped_by_shutdown(prompt: str, host: str) -> str:
+    return (f'Interrupted "{clip(prompt, 60)}": the worker on {host} is stopping. The session stays open; '
+            "send the message again when the worker is back.")
 
 
 def nothing_running(session_id: str) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 from claude_signal import outbox
 from claude_signal.db.models import Inbox, InboxStatus, Session, SessionStatus, Turn, TurnStatus, utcnow
 from claude_signal.inbound import COMMAND_TASK
-from claude_signal.wakeups import SESSION_PROMPT, SHARED_QUEUE, Wakeup, Wakeups, host_queue
+from claude_signal.wakeups import SHARED_QUEUE, Wakeup, Wakeups, next_turn
 
 OUTBOX_GRACE = 30.0
 INBOX_GRACE = 60.0
@@ -49,5 +49,5 @@ def due(db: DB) -> Wakeups:
         )
     ).all()
     for session_id, host in waiting:
-        wakeups.add(Wakeup(SESSION_PROMPT, (session_id,), queue=host_queue(host)))
+        wakeups.add(next_turn(session_id, host))
     return wakeups

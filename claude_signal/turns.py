@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DB
 
 from claude_signal import outbox, replies
+from claude_signal.db.clock import db_now
 from claude_signal.db.models import (
     Approval,
     ApprovalStatus,
@@ -26,7 +27,7 @@ from claude_signal.db.models import (
     utcnow,
 )
 from claude_signal.ids import new_approval_id
-from claude_signal.wakeups import SESSION_PROMPT, Wakeup, Wakeups, host_queue
+from claude_signal.wakeups import Wakeups, next_turn
 from claude_signal.workers import Identity
 
 
@@ -42,8 +43,9 @@ class ClaimedTurn:
     session_version: int
 
 
-def claim_next(db: DB, session_id: str, me: Identity) -> ClaimedTurn | None:
-    """Take the oldest queued prompt of an ACTIVE session on this host, unless a turn is already running."""
+def claim_next(db: DB, session_id: str, me: Identity, lease_ttl: float) -> ClaimedTurn | None:
+    """Take the oldest queued prompt of an ACTIVE session on this host, unless a turn is already running.
+    The claim comes with a lease on the database's clock, which the process running the turn renews."""
     session = db.get(Session, session_id, populate_existing=True)
     if session is None or session.status != SessionStatus.ACTIVE or session.host != me.host:
         return None
@@ -51,11 +53,13 @@ def claim_next(db: DB, session_id: str, me: Identity) -> ClaimedTurn | None:
                       .order_by(Turn.id).limit(1)).scalar_one_or_none()
     if turn is None:
         return None
+    now = db_now(db)
     try:
         with db.begin_nested():
             won = db.execute(
                 update(Turn).where(Turn.id == turn.id, Turn.status == TurnStatus.QUEUED)
-                .values(status=TurnStatus.RUNNING, worker_node=me.node, started_at=utcnow())
+                .values(status=TurnStatus.RUNNING, worker_node=me.node, started_at=now,
+                        lease_expires_at=now + timedelta(seconds=lease_ttl))
                 .execution_options(synchronize_session=False)
             ).rowcount
     except IntegrityError:  # another turn of this session is RUNNING
@@ -64,6 +68,15 @@ def claim_next(db: DB, session_id: str, me: Identity) -> ClaimedTurn | None:
         return None
     return ClaimedTurn(turn.id, session.id, turn.prompt, session.conversation, session.project_path,
                        session.claude_session_id, session.permission_mode, session.version)
+
+
+def renew_lease(db: DB, turn_id: int, lease_ttl: float) -> bool:
+    """Extend a running turn's lease; False once the turn is no longer RUNNING (recovery took it)."""
+    return db.execute(
+        update(Turn).where(Turn.id == turn_id, Turn.status == TurnStatus.RUNNING)
+        .values(lease_expires_at=db_now(db) + timedelta(seconds=lease_ttl))
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
 
 
 def record_process(db: DB, turn_id: int, pid: int, pgid: int, started: int | None) -> None:
@@ -117,12 +130,13 @@ def open_approval(db: DB, wakeups: Wakeups, turn: ClaimedTurn, request_id: str, 
     return approval_id
 
 
-def decision(db: DB, approval_id: str) -> tuple[str, str | None] | None:
-    """(status, reason) once the approval is decided, else None."""
-    row = db.execute(select(Approval.status, Approval.reason).where(Approval.id == approval_id)).one_or_none()
-    if row is None or row[0] == ApprovalStatus.PENDING:
-        return None
-    return row[0], row[1]
+def decisions(db: DB, approval_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    """(status, reason) of each approval already decided, in one query for all of a turn's open questions."""
+    if not approval_ids:
+        return {}
+    rows = db.execute(select(Approval.id, Approval.status, Approval.reason)
+                      .where(Approval.id.in_(approval_ids), Approval.status != ApprovalStatus.PENDING)).all()
+    return {approval_id: (status, reason) for approval_id, status, reason in rows}
 
 
 def settle_approval(db: DB, approval_id: str, status: ApprovalStatus, reason: str, by: str) -> bool:
@@ -162,14 +176,12 @@ def finish(db: DB, turn: ClaimedTurn, result: TurnResult) -> Wakeups:
     closed = db.execute(
         update(Turn).where(Turn.id == turn.turn_id, Turn.status == TurnStatus.RUNNING)
         .values(status=result.status, finished_at=utcnow(), result_summary=result.summary[:4000],
-                cost_usd=result.cost_usd, duration_ms=result.duration_ms, claude_pgid=None)
+                cost_usd=result.cost_usd, duration_ms=result.duration_ms, claude_pgid=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.execute(update(Turn).where(Turn.id == turn.turn_id).values(claude_pgid=None)
                .execution_options(synchronize_session=False))
-    db.execute(update(Approval).where(Approval.turn_id == turn.turn_id, Approval.status == ApprovalStatus.PENDING)
-               .values(status=ApprovalStatus.CANCELLED, reason="turn ended", decided_at=utcnow())
-               .execution_options(synchronize_session=False))
+    cancel_pending_approvals(db, [turn.turn_id], "turn ended")
     if closed:
         db.execute(update(Session).where(Session.id == turn.session_id)
                    .values(turn_count=Session.turn_count + 1,
@@ -177,8 +189,15 @@ def finish(db: DB, turn: ClaimedTurn, result: TurnResult) -> Wakeups:
                    .execution_options(synchronize_session=False))
         session = db.get(Session, turn.session_id)
         if session is not None:
-            wakeups.add(Wakeup(SESSION_PROMPT, (turn.session_id,), queue=host_queue(session.host)))
+            wakeups.add(next_turn(turn.session_id, session.host))
     return wakeups
+
+
+def cancel_pending_approvals(db: DB, turn_ids: list[int], reason: str) -> None:
+    """Questions of a turn that ended can no longer be answered: close them."""
+    db.execute(update(Approval).where(Approval.turn_id.in_(turn_ids), Approval.status == ApprovalStatus.PENDING)
+               .values(status=ApprovalStatus.CANCELLED, reason=reason, decided_at=utcnow())
+               .execution_options(synchronize_session=False))
 
 
 def queued_count(db: DB, session_id: str) -> int:

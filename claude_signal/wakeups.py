@@ -20,8 +20,15 @@ RECOVERY_RUN = "recovery.run"
 
 
 def host_queue(host: str) -> str:
-    """The queue only workers on ``host`` consume: work that needs that machine's files or processes."""
+    """The control queue only workers on ``host`` consume: short work that needs that machine's files or
+    processes (starting and resuming sessions there, recovery)."""
     return f"host.{host}"
+
+
+def turn_queue(host: str) -> str:
+    """The turn plane's queue on ``host``: Claude turns, consumed by that host's turn worker alone, so a
+    long turn never holds up a command, a reply or a recovery."""
+    return f"turns.{host}"
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,11 @@ class Wakeup:
     queue: str = SHARED_QUEUE
     task_id: str | None = None
     countdown: float | None = None
+
+
+def next_turn(session_id: str, host: str) -> Wakeup:
+    """Ask the session's host to run its next queued turn (a no-op when one runs or none waits)."""
+    return Wakeup(SESSION_PROMPT, (session_id,), queue=turn_queue(host))
 
 
 @dataclass

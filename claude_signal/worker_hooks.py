@@ -1,10 +1,13 @@
 """What a worker does around its tasks: learn who it is, beat its heart, and start recovery when ready.
 
-- ``celeryd_after_setup`` (main process, before the pool forks): node name, host and a fresh incarnation.
-- A consumer bootstep registers the worker once, then a thread of its own renews the worker's row and its
-  sessions' leases every ``heartbeat_interval`` and every few beats asks for a sweep. It keeps beating
-  through broker reconnects: the worker and its turns are alive even when Redis is not.
+- ``celeryd_after_setup`` (main process, before the pool forks): node name, host, plane (a worker that
+  consumes the host's turn queue is on the turn plane, its concurrency its slots) and a fresh incarnation.
+- A consumer bootstep registers the worker once, then a thread of its own renews the worker's row every
+  ``heartbeat_interval`` and every few beats asks for a sweep. It keeps beating through broker reconnects.
+  Turns renew their own leases (:class:`claude_signal.turn_runner.TurnLease`): liveness belongs to the turn.
 - ``worker_ready`` only publishes ``recovery.run`` and returns: a slow handler would stall heartbeats.
+- ``worker_shutting_down`` tells this process's turns to interrupt themselves: a clean stop ends them with a
+  message and leaves their sessions open.
 """
 
 from __future__ import annotations
@@ -14,10 +17,16 @@ import threading
 from typing import ClassVar
 
 from celery import Celery, bootsteps
-from celery.signals import celeryd_after_setup, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    celeryd_after_setup,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from claude_signal import runtime
-from claude_signal.wakeups import RECOVERY_RUN, host_queue
+from claude_signal.wakeups import RECOVERY_RUN, host_queue, turn_queue
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +73,12 @@ class Heartbeat(bootsteps.StartStopStep):
         from claude_signal import workers
 
         me = runtime.identity(consumer.hostname)
-        settings = runtime.settings()
         try:
             with runtime.transaction() as db:
                 if not self.registered:
                     workers.register(db, me)
                 else:
-                    workers.heartbeat(db, me, settings.lease_ttl)
+                    workers.heartbeat(db, me)
             self.registered = True
         except Exception as error:  # noqa: BLE001 - a beat must never take the worker down
             log.warning("heartbeat failed (will retry): %s", error)
@@ -92,9 +100,13 @@ def _on_after_setup(sender, instance, conf, **_):  # type: ignore[no-untyped-def
     from claude_signal.workers import Identity
 
     settings = runtime.settings()
-    runtime.set_identity(Identity(node=str(sender), host=settings.host, incarnation=new_incarnation()))
-    log.info("worker %s serving host %s (queues: %s)", sender, settings.host,
-             ", ".join(q.name for q in conf.task_queues or ()))
+    queues = sorted(instance.app.amqp.queues.consume_from or instance.app.amqp.queues)
+    turns = turn_queue(settings.host) in queues
+    me = Identity(node=str(sender), host=settings.host, incarnation=new_incarnation(),
+                  plane="turns" if turns else "control", slots=int(instance.concurrency) if turns else 0)
+    runtime.set_identity(me)
+    log.info("worker %s serving host %s on the %s plane%s (queues: %s)", sender, settings.host, me.plane,
+             f" with {me.slots} turn slots" if turns else "", ", ".join(queues))
 
 
 def _on_process_init(**_):  # type: ignore[no-untyped-def]
@@ -105,6 +117,12 @@ def _on_process_init(**_):  # type: ignore[no-untyped-def]
 
 def _on_ready(sender, **_):  # type: ignore[no-untyped-def]
     request_recovery(sender.app, runtime.settings().host, "worker_ready")
+
+
+def _on_shutting_down(**_):  # type: ignore[no-untyped-def]
+    from claude_signal.turn_runner import STOPPING
+
+    STOPPING.set()
 
 
 def _on_shutdown(**_):  # type: ignore[no-untyped-def]
@@ -122,4 +140,5 @@ def install(app: Celery) -> None:
     celeryd_after_setup.connect(_on_after_setup, weak=False)
     worker_process_init.connect(_on_process_init, weak=False)
     worker_ready.connect(_on_ready, weak=False)
+    worker_shutting_down.connect(_on_shutting_down, weak=False)
     worker_shutdown.connect(_on_shutdown, weak=False)

@@ -1,58 +1,57 @@
-"""Who is alive: worker rows with a per-boot incarnation and a heartbeat, and the leases of their sessions.
+"""Who is alive: one row per worker boot, with the plane it serves, its turn slots and a heartbeat.
 
-A worker's main process renews, every ``heartbeat_interval``, its own row and the lease of every ACTIVE
-session it owns. A session whose lease lapsed, or whose owner node came back with a new incarnation, is an
-orphan for :mod:`claude_signal.recovery` to pause.
+Every row is keyed by the boot's incarnation, so two processes with the same node name (``--scale
+worker=3``, or a restart) never overwrite or stop each other. A host is online while one of its workers'
+heartbeats is younger than ``LEASE_TTL`` on the database's clock: the same bound that ends a turn's lease.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session as DB
 
-from claude_signal.db.models import Session, SessionStatus, Worker, utcnow
-from claude_signal.db.upsert import insert_or_ignore
+from claude_signal.db.clock import db_now
+from claude_signal.db.models import Session, SessionStatus, Turn, TurnStatus, Worker
+
+Plane = Literal["control", "turns"]
+FORGET_AFTER = timedelta(days=7)  # rows of workers gone this long are deleted when another registers
 
 
 @dataclass(frozen=True)
 class Identity:
-    """This worker process tree: its Celery node name, the host it serves, and this boot's incarnation."""
+    """This worker process: its Celery node name, the host it serves, this boot's incarnation, its plane
+    and how many turns it runs at once."""
 
     node: str
     host: str
     incarnation: str
+    plane: Plane = "control"
+    slots: int = 0
 
 
-def register(db: DB, me: Identity, now: datetime | None = None) -> None:
-    """Record this boot; a restart under the same node name replaces the incarnation, orphaning the old."""
-    now = now or utcnow()
-    values = {"host": me.host, "incarnation": me.incarnation, "started_at": now, "last_heartbeat": now,
-              "stopped_at": None}
-    if not insert_or_ignore(db, Worker, {"node": me.node, **values}, "node"):
-        db.execute(update(Worker).where(Worker.node == me.node).values(**values)
-                   .execution_options(synchronize_session=False))
+def register(db: DB, me: Identity) -> None:
+    """Record this boot as a row of its own (a redelivered registration changes nothing)."""
+    now = db_now(db)
+    if db.get(Worker, me.incarnation) is None:
+        db.add(Worker(incarnation=me.incarnation, node=me.node, host=me.host, plane=me.plane, slots=me.slots,
+                      started_at=now, last_heartbeat=now))
+    db.execute(delete(Worker).where(Worker.last_heartbeat < now - FORGET_AFTER)
+               .execution_options(synchronize_session=False))
 
 
-def heartbeat(db: DB, me: Identity, lease_ttl: float, now: datetime | None = None) -> int:
-    """Say we are alive and extend our sessions' leases; returns how many leases were renewed."""
-    now = now or utcnow()
-    db.execute(update(Worker).where(Worker.node == me.node, Worker.incarnation == me.incarnation)
-               .values(last_heartbeat=now, host=me.host).execution_options(synchronize_session=False))
-    return db.execute(
-        update(Session)
-        .where(Session.owner_node == me.node, Session.owner_incarnation == me.incarnation,
-               Session.status == SessionStatus.ACTIVE)
-        .values(lease_expires_at=now + timedelta(seconds=lease_ttl))
-        .execution_options(synchronize_session=False)
-    ).rowcount
+def heartbeat(db: DB, me: Identity) -> None:
+    db.execute(update(Worker).where(Worker.incarnation == me.incarnation)
+               .values(last_heartbeat=db_now(db), stopped_at=None).execution_options(synchronize_session=False))
 
 
-def mark_stopped(db: DB, me: Identity, now: datetime | None = None) -> None:
-    db.execute(update(Worker).where(Worker.node == me.node, Worker.incarnation == me.incarnation)
-               .values(stopped_at=now or utcnow()).execution_options(synchronize_session=False))
+def mark_stopped(db: DB, me: Identity) -> None:
+    """This boot is over; other workers, whatever their names, are untouched."""
+    db.execute(update(Worker).where(Worker.incarnation == me.incarnation)
+               .values(stopped_at=db_now(db)).execution_options(synchronize_session=False))
 
 
 @dataclass(frozen=True)
@@ -62,27 +61,32 @@ class HostState:
     workers: int
     active_sessions: int
     last_seen: datetime | None
+    slots: int = 0  # turn slots of the live turn workers there
+    running: int = 0  # turns running there now
 
 
-def host_states(db: DB, *, stale_after: float, now: datetime | None = None) -> list[HostState]:
-    """Every host a worker ever ran on, whether one is alive there now, and its active sessions."""
-    now = now or utcnow()
-    fresh = now - timedelta(seconds=stale_after)
-    rows = db.execute(select(Worker.host, Worker.last_heartbeat, Worker.stopped_at)).all()
+def host_states(db: DB, *, lease_ttl: float) -> list[HostState]:
+    """Every host a worker ran on recently, whether one is alive there now, its sessions, slots and turns."""
+    fresh = db_now(db) - timedelta(seconds=lease_ttl)
+    rows = db.execute(select(Worker.host, Worker.plane, Worker.slots, Worker.last_heartbeat, Worker.stopped_at)).all()
     active = dict(db.execute(select(Session.host, func.count()).where(Session.status == SessionStatus.ACTIVE)
                              .group_by(Session.host)).all())
-    by_host: dict[str, list[tuple[datetime, bool]]] = {}
-    for host, beat, stopped in rows:
-        by_host.setdefault(host, []).append((beat, stopped is None and beat >= fresh))
+    running = dict(db.execute(select(Session.host, func.count()).join(Turn, Turn.session_id == Session.id)
+                              .where(Turn.status == TurnStatus.RUNNING).group_by(Session.host)).all())
+    by_host: dict[str, list[tuple[datetime, bool, str, int]]] = {}
+    for host, plane, slots, beat, stopped in rows:
+        by_host.setdefault(host, []).append((beat, stopped is None and beat >= fresh, plane, slots))
     return [
-        HostState(host=host, online=any(alive for _, alive in beats), workers=sum(a for _, a in beats),
-                  active_sessions=int(active.get(host, 0)), last_seen=max(b for b, _ in beats))
-        for host, beats in sorted(by_host.items())
+        HostState(host=host, online=any(alive for _, alive, _, _ in rows_), workers=sum(a for _, a, _, _ in rows_),
+                  active_sessions=int(active.get(host, 0)), last_seen=max(b for b, _, _, _ in rows_),
+                  slots=sum(s for _, alive, plane, s in rows_ if alive and plane == "turns"),
+                  running=int(running.get(host, 0)))
+        for host, rows_ in sorted(by_host.items())
     ]
 
 
-def host_state(db: DB, host: str, *, stale_after: float) -> HostState | None:
-    for state in host_states(db, stale_after=stale_after):
+def host_state(db: DB, host: str, *, lease_ttl: float) -> HostState | None:
+    for state in host_states(db, lease_ttl=lease_ttl):
         if state.host == host:
             return state
     return None

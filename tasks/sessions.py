@@ -20,8 +20,7 @@ def start(self, session_id: str, inbox_key: str) -> str:  # type: ignore[no-unty
     session = _load(session_id, SessionStatus.CREATED)
     check = hostops.precheck(session.project_path, settings, settings.host) if session else None
     with runtime.transaction() as db:
-        wakeups = hostops.start(db, session_id, inbox_key, check or hostops.Precheck(None, "gone"),
-                                runtime.identity(self.request.hostname), settings, self.request.id)
+        wakeups = hostops.start(db, session_id, inbox_key, check or hostops.Precheck(None, "gone"), self.request.id)
     runtime.publish(app, wakeups)
     return "ok"
 
@@ -33,6 +32,6 @@ def resume(self, session_id: str, inbox_key: str) -> str:  # type: ignore[no-unt
     check = hostops.precheck(session.project_path, settings, settings.host) if session else None
     with runtime.transaction() as db:
         wakeups = hostops.resume(db, session_id, inbox_key, check or hostops.Precheck(None, "gone"),
-                                 runtime.identity(self.request.hostname), settings, self.request.id)
+                                 self.request.id)
     runtime.publish(app, wakeups)
     return "ok"

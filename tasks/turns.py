@@ -1,4 +1,4 @@
-"""``session.prompt``: run the session's next queued turn on the session's host."""
+"""``session.prompt``: run the session's next queued turn, on the turn plane of the session's host."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def prompt(self, session_id: str) -> str:  # type: ignore[no-untyped-def]
     settings = runtime.settings()
     me = runtime.identity(self.request.hostname)
     with runtime.transaction() as db:
-        claimed = turns.claim_next(db, session_id, me)
+        claimed = turns.claim_next(db, session_id, me, settings.lease_ttl)
     if claimed is None:
         return "nothing to run"
     runtime.publish(app, turn_runner.run(claimed, settings))

@@ -139,17 +139,26 @@ class LoggedProcess:
 
 
 class WorkerProcess(LoggedProcess):
-    """One ``celery -A claude_signal worker`` subprocess."""
+    """One ``celery -A claude_signal worker`` subprocess serving one plane of a host, with the command line
+    ``claude-signal worker`` gives that plane (control: prefork for shared + host queue; turns: threads)."""
 
-    def __init__(self, env: dict[str, str], name: str, host: str, logdir: Path, concurrency: int = 2) -> None:
-        super().__init__({**env, "CLAUDE_SIGNAL_HOST": host}, logdir / f"{name}@{host}.log")
-        self.node = f"{name}@{host}"
+    def __init__(self, env: dict[str, str], name: str, host: str, logdir: Path, concurrency: int = 2,
+                 plane: str = "control") -> None:
+        super().__init__({**env, "CLAUDE_SIGNAL_HOST": host}, logdir / f"{name}-{plane}@{host}.log")
+        self.base_env = env  # the test's environment, read again at each start (a restart sees changes)
+        self.node = f"{name}-{plane}@{host}"
         self.host = host
+        self.plane = plane
         self.concurrency = concurrency
 
     def start(self, *, wait: bool = True) -> WorkerProcess:
-        self._spawn([CELERY, "-A", "claude_signal", "worker", "-n", self.node, "-P", "prefork", "-c",
-                     str(self.concurrency), "-l", "info", "--without-mingle", "--without-gossip", "-E"])
+        self.env = {**self.base_env, "CLAUDE_SIGNAL_HOST": self.host}
+        if self.plane == "turns":
+            pool = ["-P", "threads", "-c", self.env.get("CLAUDE_SIGNAL_MAX_TURNS", "8"), "-Q", f"turns.{self.host}"]
+        else:
+            pool = ["-P", "prefork", "-c", str(self.concurrency), "-Q", f"shared,host.{self.host}"]
+        self._spawn([CELERY, "-A", "claude_signal", "worker", "-n", self.node, *pool, "-l", "info",
+                     "--without-mingle", "--without-gossip", "-E"])
         if wait:
             self.wait_ready()
         return self
@@ -172,6 +181,51 @@ class WorkerProcess(LoggedProcess):
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+
+
+class HostWorkers:
+    """Both planes of one host, as ``claude-signal worker`` runs them: a control worker and a turn worker."""
+
+    def __init__(self, env: dict[str, str], name: str, host: str, logdir: Path, concurrency: int = 2) -> None:
+        self.control = WorkerProcess(env, name, host, logdir, concurrency, "control")
+        self.turns = WorkerProcess(env, name, host, logdir, plane="turns")
+        self.host = host
+
+    @property
+    def planes(self) -> list[WorkerProcess]:
+        return [self.control, self.turns]
+
+    @property
+    def node(self) -> str:
+        return self.control.node
+
+    def start(self, *, wait: bool = True) -> HostWorkers:
+        for plane in self.planes:
+            plane.start(wait=False)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        for plane in self.planes:
+            plane.wait_ready(timeout)
+
+    def kill9(self) -> None:
+        """The machine's workers crash: both main processes die at once."""
+        for plane in self.planes:
+            plane.kill9()
+
+    def stop(self, timeout: float = 20.0) -> list[int | None]:
+        """SIGTERM, turn plane first (as the supervisor does), so the control plane still sends the last
+        words of the turns it interrupts."""
+        return [plane.stop(timeout) for plane in reversed(self.planes)]
+
+    def discard(self) -> None:
+        for plane in self.planes:
+            plane.discard()
+
+    def log(self) -> str:
+        return "\n".join(f"--- {p.node}\n{p.log()}" for p in self.planes)
 
 
 class ListenerProcess(LoggedProcess):

@@ -37,9 +37,15 @@ def test_parse(text: str, expected: c.Command) -> None:
     assert c.parse(text) == expected
 
 
-@pytest.mark.parametrize("text", ["/session start", "/session resume", "/session resume a b", "/status now",
+@pytest.mark.parametrize("text", ["/session start", "/session resume a b", "/status now",
                                   "/mode turbo", "/session frob", "/approve a b"])
 def test_wrong_typing_gets_usage(text: str) -> None:
     parsed = c.parse(text)
     assert isinstance(parsed, c.Usage)
     assert "/" in parsed.text  # says how to type it
+
+
+def test_resume_and_approve_none_forms() -> None:
+    assert c.parse("/session resume") == c.SessionResume(None)  # the current session
+    assert c.parse("/Session Resume AB12") == c.SessionResume("ab12")
+    assert c.parse("/approve none") == c.Approve(none=True)

@@ -1,4 +1,8 @@
-"""Orphan detection and pausing, against a real database and real processes."""
+"""Recovery of turns whose process died, against a real database and real processes.
+
+Liveness belongs to the turn: a RUNNING turn whose lease lapsed (on the database's clock) is interrupted
+and its session paused, once, with one notice per conversation; idle sessions and live turns are untouched.
+"""
 
 from __future__ import annotations
 
@@ -10,68 +14,80 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, func, select, update
 
-from claude_signal import recovery
+from claude_signal import recovery, turns
+from claude_signal.db.clock import db_now
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Outbox, Session, SessionStatus, Transition, Turn, TurnStatus, utcnow
+from claude_signal.db.models import (
+    Approval,
+    ApprovalStatus,
+    Outbox,
+    Session,
+    SessionStatus,
+    Transition,
+    Turn,
+    TurnStatus,
+    utcnow,
+)
 from claude_signal.procs import start_ticks
-from claude_signal.workers import Identity, heartbeat, register
+from claude_signal.workers import Identity
 
-OLD = Identity("w1@hosta", "hosta", "inc-old")
-NEW = Identity("w1@hosta", "hosta", "inc-new")
+ME = Identity("w1@hosta", "hosta", "inc-1", plane="turns", slots=8)
 
 
-def active_session(engine: Engine, sid: str, owner: Identity, lease_s: float = 60, conversation: str = "alice") -> None:
+def active_session(engine: Engine, sid: str, conversation: str = "alice") -> None:
     with unit_of_work(engine) as db:
-        db.add(Session(id=sid, owner="alice", conversation=conversation, project_path=f"/p/{sid}", host=owner.host,
+        db.add(Session(id=sid, owner="alice", conversation=conversation, project_path=f"/p/{sid}", host="hosta",
                        status=SessionStatus.ACTIVE, claude_session_id=f"00000000-0000-4000-8000-0000{sid}",
-                       version=3, owner_node=owner.node, owner_incarnation=owner.incarnation,
-                       lease_expires_at=utcnow() + timedelta(seconds=lease_s), created_at=utcnow(),
-                       updated_at=utcnow()))
+                       version=3, created_at=utcnow(), updated_at=utcnow()))
 
 
-def test_live_owner_keeps_its_sessions(engine: Engine) -> None:
+def running_turn(engine: Engine, sid: str, prompt: str = "p", lease_s: float = 60) -> int:
+    """A RUNNING turn whose lease ends ``lease_s`` from now on the database's clock."""
     with unit_of_work(engine) as db:
-        register(db, OLD)
-    active_session(engine, "aaaa0001", OLD)
-    with unit_of_work(engine) as db:
-        assert recovery.find_orphans(db) == []
-        assert heartbeat(db, OLD, lease_ttl=60) == 1
+        turn = Turn(session_id=sid, prompt=prompt, status=TurnStatus.RUNNING, worker_node=ME.node,
+                    lease_expires_at=db_now(db) + timedelta(seconds=lease_s))
+        db.add(turn)
+        db.flush()
+        return turn.id
 
 
-def test_restart_with_new_incarnation_orphans_and_notifies_once(engine: Engine) -> None:
+def test_idle_sessions_and_live_turns_are_left_alone(engine: Engine) -> None:
+    active_session(engine, "aaaa0001")  # idle: no process, nobody owns it
+    active_session(engine, "aaaa0002")
+    turn_id = running_turn(engine, "aaaa0002", lease_s=60)
     with unit_of_work(engine) as db:
-        register(db, OLD)
-    active_session(engine, "aaaa0001", OLD)
-    active_session(engine, "aaaa0002", OLD)
+        assert recovery.recover_orphans(db, task_id="r1") == ([], [])
+        assert turns.renew_lease(db, turn_id, 60)
+        assert set(db.execute(select(Session.status)).scalars()) == {SessionStatus.ACTIVE}
+
+
+def test_lapsed_turn_is_interrupted_paused_and_announced_once(engine: Engine) -> None:
+    active_session(engine, "aaaa0001")
+    active_session(engine, "aaaa0002")  # idle: stays ACTIVE
+    turn_id = running_turn(engine, "aaaa0001", "refactor the billing module", lease_s=-1)
     with unit_of_work(engine) as db:
-        db.add(Turn(session_id="aaaa0001", prompt="refactor the billing module", status=TurnStatus.RUNNING))
-        register(db, NEW)  # the node came back: its old incarnation is gone
+        db.add(Approval(id="ap01", turn_id=turn_id, session_id="aaaa0001", request_id="r", tool_name="Bash",
+                        input_summary="Bash: make", status=ApprovalStatus.PENDING))
     with unit_of_work(engine) as db:
         paused, notices = recovery.recover_orphans(db, task_id="r1")
-    assert sorted(p.session_id for p in paused) == ["aaaa0001", "aaaa0002"]
+    assert [p.session_id for p in paused] == ["aaaa0001"]
     with unit_of_work(engine) as db:
         (text,) = db.execute(select(Outbox.text).where(Outbox.id.in_(notices))).scalars()
-        assert db.execute(select(Turn.status)).scalar_one() == TurnStatus.INTERRUPTED
-        assert set(db.execute(select(Session.status)).scalars()) == {SessionStatus.PAUSED}
+        assert db.get(Turn, turn_id).status == TurnStatus.INTERRUPTED
+        assert db.get(Session, "aaaa0001").status == SessionStatus.PAUSED
+        assert db.get(Session, "aaaa0002").status == SessionStatus.ACTIVE
+        assert db.get(Approval, "ap01").status == ApprovalStatus.CANCELLED  # nobody can answer it any more
+        assert not turns.renew_lease(db, turn_id, 60)  # a late renewal from a zombie changes nothing
     assert 'aaaa0001 (/p/aaaa0001) — interrupted: "refactor the billing module"' in text
-    assert "Resume with /session resume aaaa0001" in text
+    assert "Your next message there resumes it (or /session resume aaaa0001)." in text
     with unit_of_work(engine) as db:  # a second recovery finds nothing
         assert recovery.recover_orphans(db, task_id="r2") == ([], [])
 
 
-def test_expired_lease_is_an_orphan(engine: Engine) -> None:
-    with unit_of_work(engine) as db:
-        register(db, OLD)
-    active_session(engine, "aaaa0003", OLD, lease_s=-1)
-    with unit_of_work(engine) as db:
-        assert [s.id for s in recovery.find_orphans(db)] == ["aaaa0003"]
-
-
 def test_concurrent_recoveries_pause_and_notify_once(engine: Engine) -> None:
-    with unit_of_work(engine) as db:
-        register(db, OLD)
     for i in range(5):
-        active_session(engine, f"bbbb000{i}", OLD, lease_s=-1, conversation=f"c{i % 2}")
+        active_session(engine, f"bbbb000{i}", conversation=f"c{i % 2}")
+        running_turn(engine, f"bbbb000{i}", lease_s=-1)
     barrier = threading.Barrier(4)
     results: list[int] = []
 
@@ -94,13 +110,24 @@ def test_concurrent_recoveries_pause_and_notify_once(engine: Engine) -> None:
     assert sorted(named) == [f"bbbb000{i}" for i in range(5)]
 
 
+def test_many_orphans_in_one_conversation_get_one_short_notice(engine: Engine) -> None:
+    """The notice's dedupe key stays short however many sessions it names (it once overflowed 255 chars)."""
+    for i in range(40):
+        active_session(engine, f"dddd{i:04d}")
+        running_turn(engine, f"dddd{i:04d}", lease_s=-1)
+    with unit_of_work(engine) as db:
+        paused, notices = recovery.recover_orphans(db, task_id="r1")
+    assert len(paused) == 40 and len(notices) == 1
+    with unit_of_work(engine) as db:
+        key = db.execute(select(Outbox.dedupe_key)).scalar_one()
+    assert len(key) < 64
+
+
 def test_leftover_claude_group_is_killed(engine: Engine) -> None:
     """A recorded process group that outlived its turn is killed; an unrelated pid is never touched."""
     child = subprocess.Popen(["sh", "-c", "trap '' HUP; sleep 300 & wait"], start_new_session=True)
     try:
-        with unit_of_work(engine) as db:
-            register(db, OLD)
-        active_session(engine, "cccc0001", OLD)
+        active_session(engine, "cccc0001")
         with unit_of_work(engine) as db:
             db.add(Turn(session_id="cccc0001", prompt="p", status=TurnStatus.INTERRUPTED, claude_pid=child.pid,
                         claude_pgid=child.pid, claude_started=start_ticks(child.pid)))
@@ -118,9 +145,7 @@ def test_leftover_claude_group_is_killed(engine: Engine) -> None:
 
 
 def test_reused_pid_is_not_killed(engine: Engine) -> None:
-    with unit_of_work(engine) as db:
-        register(db, OLD)
-    active_session(engine, "cccc0002", OLD)
+    active_session(engine, "cccc0002")
     me = os.getpid()
     with unit_of_work(engine) as db:  # our own pid, but with a different start time: not the recorded process
         db.add(Turn(session_id="cccc0002", prompt="p", status=TurnStatus.DONE, claude_pid=me,

@@ -119,16 +119,20 @@ class _Turn:
         else:
             self.hooks.on_event(event)
 
-    def answer_permissions(self) -> None:
+    def answer_permissions(self) -> bool:
+        """Send every decision that has come in; True if one was sent (Claude has work again)."""
+        answered = False
         for request_id, request in list(self.pending.items()):
             decision = self.hooks.poll_permission(request_id)
             if decision is None:
                 continue
             del self.pending[request_id]
+            answered = True
             if decision.behavior == "allow":
                 self.transport.write_line(p.allow_response(request_id, decision.updated_input or request.input))
             else:
                 self.transport.write_line(p.deny_response(request_id, decision.message))
+        return answered
 
     def check_watchdogs(self, now: float, started: float, last_output: float) -> None:
         if self.stop is not None:
@@ -180,7 +184,8 @@ def _pump(turn: _Turn) -> None:
             for line in framer.feed(chunk):
                 for event in [line] if isinstance(line, p.Oversized) else p.parse_line(line):
                     turn.handle(event)
-        turn.answer_permissions()
+        if turn.answer_permissions():
+            last_output = now  # the idle watchdog counts from the answer, not from before the question
         turn.check_watchdogs(now, started, last_output)
         if turn.stop_sent_at is not None and now - turn.stop_sent_at > turn.spec.interrupt_grace:
             return  # it ignored the interrupt: reaping ends it

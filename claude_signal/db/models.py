@@ -110,9 +110,6 @@ class Session(Base):
     permission_mode: Mapped[str] = mapped_column(String(32), default="default")
     approve_all: Mapped[bool] = mapped_column(default=False, doc="/approve all: allow every tool from now on")
     version: Mapped[int] = mapped_column(Integer, default=0)
-    owner_node: Mapped[str | None] = mapped_column(String(255))
-    owner_incarnation: Mapped[str | None] = mapped_column(String(36))
-    lease_expires_at: Mapped[datetime | None]
     origin_key: Mapped[str | None] = mapped_column(String(255), index=True)
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
@@ -130,7 +127,6 @@ class Session(Base):
             sqlite_where=text("status = 'ACTIVE'"),
             postgresql_where=text("status = 'ACTIVE'"),
         ),
-        Index("ix_session_status_lease", "status", "lease_expires_at"),
     )
 
 
@@ -159,6 +155,8 @@ class Turn(Base):
     claude_pgid: Mapped[int | None] = mapped_column(Integer)
     claude_started: Mapped[int | None] = mapped_column(BigInteger, doc="process start time, clock ticks")
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(doc="renewed by the process running the turn, "
+                                                                  "on the database's clock")
     cost_usd: Mapped[float | None] = mapped_column(Float)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     result_summary: Mapped[str | None] = mapped_column(Text)
@@ -168,6 +166,7 @@ class Turn(Base):
 
     __table_args__ = (
         Index("ix_turn_session_status", "session_id", "status"),
+        Index("ix_turn_status_lease", "status", "lease_expires_at"),
         # One RUNNING turn per session, enforced by the database rather than by hope.
         Index(
             "uq_turn_one_running",
@@ -258,13 +257,18 @@ class Transition(Base):
 
 
 class Worker(Base):
-    """A worker node: which host it serves, which boot of it is alive, and when it last said so."""
+    """One boot of a worker process: the host and plane it serves, its turn slots, and its last heartbeat.
+
+    Keyed by the boot, not the node name, so two processes that share a name never overwrite each other.
+    """
 
     __tablename__ = "worker"
 
-    node: Mapped[str] = mapped_column(String(255), primary_key=True)
+    incarnation: Mapped[str] = mapped_column(String(36), primary_key=True)
+    node: Mapped[str] = mapped_column(String(255))
     host: Mapped[str] = mapped_column(String(128), index=True)
-    incarnation: Mapped[str] = mapped_column(String(36))
+    plane: Mapped[str] = mapped_column(String(16), doc="control or turns")
+    slots: Mapped[int] = mapped_column(Integer, default=0, doc="turns it can run at once (turn plane)")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_heartbeat: Mapped[datetime] = mapped_column(default=utcnow)
     stopped_at: Mapped[datetime | None]

@@ -16,22 +16,21 @@ from tests.fakes.signal_rest import FakeSignalServer
 from tests.harness import (
     FAKE_CLAUDE,
     RECORDED_CLAUDE,
+    HostWorkers,
     ListenerProcess,
     Publisher,
     RedisServer,
-    WorkerProcess,
     kill_logged_claudes,
 )
 
 ACCOUNT = "+15550000001"
 ALICE = "+15550000002"  # Signal knows her as alice-uuid; she is authorized by uuid and number
 
-# Short clocks so crashes are noticed in seconds: a turn may last 8 s, so a message taken by a dead
-# worker comes back after 10 s (the visibility timeout stays above the turn limit, as in production).
+# Short clocks so crashes are noticed in seconds: a turn whose process stops renewing its lease is
+# interrupted after 3 s, a message taken by a dead worker comes back after 10 s.
 FAST = {
     "CLAUDE_SIGNAL_HEARTBEAT_INTERVAL": "0.5",
     "CLAUDE_SIGNAL_LEASE_TTL": "3",
-    "CLAUDE_SIGNAL_WORKER_STALE_AFTER": "5",
     "CLAUDE_SIGNAL_TURN_TIMEOUT": "8",
     "CLAUDE_SIGNAL_VISIBILITY_TIMEOUT": "10",
     "CLAUDE_SIGNAL_UNACKED_RESTORE_INTERVAL": "1",
@@ -49,7 +48,7 @@ class System:
     engine: Engine
     projects: Path
     api: ScriptedMessagesAPI | None = None  # set when the real CLI runs: the Messages API it talks to
-    workers: list[WorkerProcess] = field(default_factory=list)
+    workers: list[HostWorkers] = field(default_factory=list)
     listeners: list[ListenerProcess] = field(default_factory=list)
 
     @property
@@ -77,10 +76,11 @@ class System:
             raise AssertionError(f"listener never connected:\n{proc.log()[-3000:]}") from None
         return proc
 
-    def worker(self, name: str = "w1", host: str = "hosta", *, start: bool = True, **kw) -> WorkerProcess:  # type: ignore[no-untyped-def]
-        proc = WorkerProcess(self.env, name, host, self.tmp / "logs", **kw)
-        self.workers.append(proc)
-        return proc.start() if start else proc
+    def worker(self, name: str = "w1", host: str = "hosta", *, start: bool = True, **kw) -> HostWorkers:  # type: ignore[no-untyped-def]
+        """Both planes of ``host`` (a control worker and a turn worker), as ``claude-signal worker`` runs them."""
+        workers = HostWorkers(self.env, name, host, self.tmp / "logs", **kw)
+        self.workers.append(workers)
+        return workers.start() if start else workers
 
     def replies(self, recipient: str = "alice-uuid") -> list[str]:
         return [m["message"] for m in self.signal.sent() if recipient in m.get("recipients", [])]
@@ -95,7 +95,7 @@ class System:
     def logs(self) -> str:
         from sqlalchemy import text
 
-        parts = [f"===== {w.node}\n{w.log()[-4000:]}" for w in self.workers]
+        parts = [f"===== {p.node}\n{p.log()[-4000:]}" for w in self.workers for p in w.planes]
         parts += [f"===== listener\n{x.log()[-3000:]}" for x in self.listeners]
         with self.engine.connect() as conn:
             for table in ("session", "transition", "inbox", "outbox", "turn", "worker"):

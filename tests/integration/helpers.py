@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from sqlalchemy import Engine, func, select, text
 
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Outbox, Session, Transition
+from claude_signal.db.models import Outbox, Session, Transition, Turn
 
 
 def sessions(engine: Engine) -> list[Session]:
@@ -19,6 +19,11 @@ def sessions(engine: Engine) -> list[Session]:
 def one_session(engine: Engine) -> Session:
     (session,) = sessions(engine)
     return session
+
+
+def turns(engine: Engine) -> list[Turn]:
+    with unit_of_work(engine) as db:
+        return list(db.execute(select(Turn).order_by(Turn.id)).scalars())
 
 
 def count(engine: Engine, model: type) -> int:

@@ -14,7 +14,7 @@ def test_command_round_trip(system: System) -> None:
     system.publisher.send(f"/session start {system.projects / 'shop'}")
     (text,) = system.wait_reply(lambda t: t.startswith("Started session"))
     session = one_session(system.engine)
-    assert session.status == "ACTIVE" and session.owner_node == "w1@hosta"
+    assert session.status == "ACTIVE"
     assert text.startswith(f"Started session {session.id} on hosta in {system.projects.resolve() / 'shop'}")
 
 
@@ -45,7 +45,6 @@ def test_worker_killed_while_holding_a_command(system: System) -> None:
     system.wait_reply(lambda t: t.startswith("Started session"), timeout=40)
     session = one_session(system.engine)
     assert transitions(system.engine, session.id) == [("CREATED", "ACTIVE")]
-    assert session.owner_node == "w2@hosta"
     wait_until(lambda: task_id_for(msg.key) not in unacked_task_ids(unacked), message="the redelivery acked")
     assert len([t for t in system.replies() if t.startswith("Started session")]) == 1
 

@@ -1,11 +1,19 @@
-"""Crash recovery on worker_ready and by lease expiry, with real worker processes killed by SIGKILL."""
+"""Liveness belongs to the turn: real worker processes killed with SIGKILL, stopped cleanly, duplicated.
+
+Idle sessions belong to nobody, so no restart touches them; a running turn whose process died is
+interrupted once, its ``claude`` killed, its conversation told once, and its session resumes by itself on
+the next prompt.
+"""
 
 from __future__ import annotations
 
-from claude_signal.db.models import SessionStatus
+from claude_signal.db.models import SessionStatus, TurnStatus
+from claude_signal.procs import group_alive
 from tests.harness import wait_until
 from tests.integration.conftest import System
-from tests.integration.helpers import one_session, sessions, transitions
+from tests.integration.helpers import sessions, transitions, turns
+
+NOTICE = "The worker running these sessions stopped"
 
 
 def start(system: System, project: str = "shop") -> str:
@@ -14,67 +22,141 @@ def start(system: System, project: str = "shop") -> str:
     return next(s for s in sessions(system.engine) if s.project_path.endswith(project)).id
 
 
-def paused_notices(system: System) -> list[str]:
-    return [t for t in system.replies() if t.startswith("The worker running these sessions stopped")]
+def status_of(system: System, session_id: str) -> str:
+    return next(s.status for s in sessions(system.engine) if s.id == session_id)
 
 
-def test_restart_after_kill_pauses_and_notifies_once(system: System) -> None:
-    worker = system.worker()
-    shop, blog = start(system, "shop"), start(system, "blog")
-    worker.kill9()
-    system.worker()  # same node name, new incarnation: recovery runs from worker_ready
-    (notice,) = system.wait_reply(lambda t: t.startswith("The worker running these sessions stopped"))
-    assert shop in notice and blog in notice
-    assert f"Resume with /session resume {min(shop, blog)} (and likewise for the others)." in notice
-    assert {s.status for s in sessions(system.engine)} == {SessionStatus.PAUSED}
+def notices(system: System) -> list[str]:
+    return [t for t in system.replies() if t.startswith(NOTICE)]
+
+
+def running_claude(system: System) -> int:
+    """The process group of the one running turn, once its ``claude`` has started."""
+    return wait_until(lambda: next((t.claude_pgid for t in turns(system.engine) if t.claude_pgid
+                                    and t.status == TurnStatus.RUNNING), None), message="claude to start")
+
+
+def test_restart_after_kill_interrupts_only_the_running_turn(system: System) -> None:
+    system.scenario("slow", delay=120)
+    workers = system.worker()
+    shop, blog = start(system, "shop"), start(system, "blog")  # blog stays idle
+    system.publisher.send(f"/session resume {shop}")  # make shop current again (it is already active)
+    system.wait_reply(lambda t: t.startswith(f"Session {shop} is already active"))
+    system.publisher.send("long job")
+    pgid = running_claude(system)
+    workers.kill9()
+    system.scenario("")
+    system.worker()  # recovery runs from worker_ready
+    (notice,) = system.wait_reply(lambda t: t.startswith(NOTICE))
+    assert f'{shop} ' in notice and 'interrupted: "long job"' in notice and blog not in notice
+    wait_until(lambda: not group_alive(pgid), timeout=15, message="the orphaned claude to be killed")
+    assert (status_of(system, shop), status_of(system, blog)) == (SessionStatus.PAUSED, SessionStatus.ACTIVE)
+    # The paused session resumes by itself on the next prompt, saying so in one line.
+    system.publisher.send("again")
+    system.wait_reply(lambda t: t.startswith(f"Session {shop} was paused when its worker stopped; resuming it"))
+    system.wait_reply(lambda t: "Echo: again" in t)
+    assert status_of(system, shop) == SessionStatus.ACTIVE
     # Later sweeps find nothing more to do.
-    wait_until(lambda: system.workers[-1].log().count("recovery.run") >= 4, message="a few more sweeps")
-    assert len(paused_notices(system)) == 1
+    wait_until(lambda: system.workers[-1].control.log().count("recovery.run") >= 4, message="a few more sweeps")
+    assert len(notices(system)) == 1
+
+
+def test_killed_turn_process_is_noticed_while_the_control_plane_lives(system: System) -> None:
+    """kill -9 of the process running a turn, nothing else: its lease lapses, the host's own sweep
+    interrupts it, kills its claude and tells the user once; commands are answered all along."""
+    system.scenario("slow", delay=120)
+    workers = system.worker()
+    shop = start(system)
+    system.publisher.send("long job")
+    pgid = running_claude(system)
+    workers.turns.kill9()
+    system.publisher.send("/status")
+    system.wait_reply(lambda t: t.startswith(f"Session {shop}") and "Running: long job" in t, timeout=10)
+    (notice,) = system.wait_reply(lambda t: t.startswith(NOTICE), timeout=30)
+    assert 'interrupted: "long job"' in notice
+    wait_until(lambda: not group_alive(pgid), timeout=15, message="the orphaned claude to be killed")
+    assert [t.status for t in turns(system.engine)] == [TurnStatus.INTERRUPTED]
+    system.scenario("")
+    workers.turns.start()  # what the supervisor does
+    system.publisher.send("are you back?")
+    system.wait_reply(lambda t: "Echo: are you back?" in t)
+    assert len(notices(system)) == 1
 
 
 def test_two_workers_recovering_at_once_notify_once(system: System) -> None:
+    system.scenario("slow", delay=120)
     first = system.worker("w1")
     shop = start(system)
+    system.publisher.send("long job")
+    running_claude(system)
     first.kill9()
+    system.scenario("")
     a = system.worker("w1", start=False).start(wait=False)
     b = system.worker("w2", start=False).start(wait=False)
     a.wait_ready()
     b.wait_ready()
-    system.wait_reply(lambda t: t.startswith("The worker running these sessions stopped"))
-    wait_until(lambda: "recovery.run" in b.log() and "recovery.run" in a.log(), message="both to recover")
-    assert len(paused_notices(system)) == 1
+    system.wait_reply(lambda t: t.startswith(NOTICE))
+    wait_until(lambda: "recovery.run" in b.control.log() and "recovery.run" in a.control.log(),
+               message="both to recover")
+    assert len(notices(system)) == 1
     assert transitions(system.engine, shop) == [("CREATED", "ACTIVE"), ("ACTIVE", "PAUSED")]
 
 
-def test_host_that_goes_away_leaves_sessions_paused(system: System) -> None:
-    """No restart at all: another worker notices the expired lease and pauses the session."""
+def test_host_that_goes_away_pauses_its_running_turns_and_answers_at_once(system: System) -> None:
+    """No restart at all: another host notices the lapsed lease; commands for the dead host get an answer."""
+    system.scenario("slow", delay=120)
     system.worker("w1", "hosta")
     watcher = system.worker("w9", "hostb")
     shop = start(system)
+    system.publisher.send("long job")
+    running_claude(system)
     system.workers[0].kill9()
-    system.wait_reply(lambda t: t.startswith("The worker running these sessions stopped"), timeout=40)
-    assert one_session(system.engine).status == SessionStatus.PAUSED
-    assert "recovery.run" in watcher.log()
-    system.publisher.send(f"/session resume {shop}")
-    system.wait_reply(lambda t: t.startswith("Host 'hosta' is offline"))
+    system.wait_reply(lambda t: t.startswith(NOTICE), timeout=40)
+    assert status_of(system, shop) == SessionStatus.PAUSED
+    assert "recovery.run" in watcher.control.log()
+    system.publisher.send("/session resume")  # no id: the current session
+    system.wait_reply(lambda t: t.startswith("Host 'hosta' is offline"), timeout=10)
+    system.publisher.send("hello?")
+    system.wait_reply(lambda t: t.startswith("Host 'hosta' is offline"), count=2, timeout=10)
+    system.scenario("")
     system.worker("w1", "hosta")
     system.publisher.send(f"/session resume {shop}")
     system.wait_reply(lambda t: t.startswith(f"Resumed session {shop}"))
-    assert one_session(system.engine).status == SessionStatus.ACTIVE
+    assert status_of(system, shop) == SessionStatus.ACTIVE
+
+
+def test_clean_restart_interrupts_the_running_turn_and_pauses_nothing(system: System) -> None:
+    system.scenario("slow", delay=120)
+    workers = system.worker()
+    blog = start(system, "blog")  # idle
+    shop = start(system, "shop")
+    system.publisher.send("long job")
+    pgid = running_claude(system)
+    workers.stop()  # SIGTERM, as Ctrl-C of `claude-signal up` does
+    system.wait_reply(lambda t: t.startswith('Interrupted "long job": the worker on hosta is stopping'))
+    assert not group_alive(pgid)
+    assert {status_of(system, shop), status_of(system, blog)} == {SessionStatus.ACTIVE}
+    assert [t.status for t in turns(system.engine)] == [TurnStatus.INTERRUPTED]
+    system.scenario("")
+    system.worker()
+    system.publisher.send("and now")
+    system.wait_reply(lambda t: "Echo: and now" in t)
+    assert notices(system) == []
+    assert status_of(system, blog) == SessionStatus.ACTIVE
 
 
 def test_state_survives_stopping_every_process(system: System) -> None:
-    worker = system.worker()
+    workers = system.worker()
     shop = start(system)
-    worker.stop()
+    workers.stop()
     system.redis.stop()
     system.signal.stop()
     system.signal.start()
     system.redis.start()
     system.worker()
-    system.wait_reply(lambda t: t.startswith("The worker running these sessions stopped"), timeout=30)
     system.publisher.send("/session list")
     (listing,) = system.wait_reply(lambda t: t.startswith("Sessions:"))
     assert shop in listing
-    system.publisher.send(f"/session resume {shop}")
-    system.wait_reply(lambda t: t.startswith(f"Resumed session {shop}"))
+    system.publisher.send("still there?")
+    system.wait_reply(lambda t: "Echo: still there?" in t)
+    assert notices(system) == []
