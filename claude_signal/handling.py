@@ -348,8 +348,8 @@ def _slot_wait(db: DB, host: str, ctx: Context) -> str | None:
 
 def _hosts(db: DB, ctx: Context) -> str:
     states = host_states(db, lease_ttl=ctx.settings.lease_ttl)
-    return replies.hosts([replies.HostView(s.host, s.online, s.workers, s.active_sessions, s.last_seen)
-                          for s in states])
+    return replies.hosts([replies.HostView(s.host, s.online, s.workers, s.active_sessions, s.last_seen, s.slots,
+                                           s.running) for s in states])
 
 
 def _prompt(db: DB, msg: InboundMessage, text: str, ctx: Context, wakeups: Wakeups) -> None:

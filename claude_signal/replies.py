@@ -163,6 +163,8 @@ class HostView:
     workers: int
     active_sessions: int
     last_seen: datetime | None
+    slots: int = 0
+    running: int = 0
 
 
 def hosts(views: Sequence[HostView]) -> str:
@@ -171,7 +173,10 @@ def hosts(views: Sequence[HostView]) -> str:
     lines = ["Hosts:"]
     for v in views:
         state = "online" if v.online else f"offline since {v.last_seen:%Y-%m-%d %H:%M} UTC"
-        lines.append(f"{v.host}: {state}, {v.workers} worker(s), {v.active_sessions} active session(s)")
+        line = f"{v.host}: {state}, {plural(v.workers, 'worker')}, {plural(v.active_sessions, 'active session')}"
+        if v.online:
+            line += f", {v.running} of {v.slots} turn slots busy"
+        lines.append(line)
     return "\n".join(lines)
 
 

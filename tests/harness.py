@@ -26,6 +26,7 @@ from claude_signal.inbound import InboundMessage
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_CLAUDE = Path(os.environ.get("CLAUDE_SIGNAL_TEST_CLAUDE", ROOT / "tests" / "fakes" / "claude"))
+SKEWED_CLOCK = ROOT / "tests" / "fakes" / "skewed_clock"  # on PYTHONPATH: a wall clock off by SKEWED_CLOCK_SECONDS
 RECORDED_CLAUDE = ROOT / "tests" / "fakes" / "claude-recorded"  # the real CLI, its calls logged like the fake's
 CELERY = str(Path(sys.executable).with_name("celery"))
 
@@ -143,8 +144,9 @@ class WorkerProcess(LoggedProcess):
     ``claude-signal worker`` gives that plane (control: prefork for shared + host queue; turns: threads)."""
 
     def __init__(self, env: dict[str, str], name: str, host: str, logdir: Path, concurrency: int = 2,
-                 plane: str = "control") -> None:
+                 plane: str = "control", extra_env: dict[str, str] | None = None) -> None:
         super().__init__({**env, "CLAUDE_SIGNAL_HOST": host}, logdir / f"{name}-{plane}@{host}.log")
+        self.extra_env = extra_env or {}  # this worker's own, e.g. a skewed clock
         self.base_env = env  # the test's environment, read again at each start (a restart sees changes)
         self.node = f"{name}-{plane}@{host}"
         self.host = host
@@ -152,7 +154,7 @@ class WorkerProcess(LoggedProcess):
         self.concurrency = concurrency
 
     def start(self, *, wait: bool = True) -> WorkerProcess:
-        self.env = {**self.base_env, "CLAUDE_SIGNAL_HOST": self.host}
+        self.env = {**self.base_env, **self.extra_env, "CLAUDE_SIGNAL_HOST": self.host}
         if self.plane == "turns":
             pool = ["-P", "threads", "-c", self.env.get("CLAUDE_SIGNAL_MAX_TURNS", "8"), "-Q", f"turns.{self.host}"]
         else:
@@ -186,9 +188,10 @@ class WorkerProcess(LoggedProcess):
 class HostWorkers:
     """Both planes of one host, as ``claude-signal worker`` runs them: a control worker and a turn worker."""
 
-    def __init__(self, env: dict[str, str], name: str, host: str, logdir: Path, concurrency: int = 2) -> None:
-        self.control = WorkerProcess(env, name, host, logdir, concurrency, "control")
-        self.turns = WorkerProcess(env, name, host, logdir, plane="turns")
+    def __init__(self, env: dict[str, str], name: str, host: str, logdir: Path, concurrency: int = 2,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.control = WorkerProcess(env, name, host, logdir, concurrency, "control", extra_env)
+        self.turns = WorkerProcess(env, name, host, logdir, plane="turns", extra_env=extra_env)
         self.host = host
 
     @property

@@ -10,12 +10,12 @@ from sqlalchemy import Engine, func, select
 from claude_signal import handling, hostops, outbox
 from claude_signal.config import Settings
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Inbox, Outbox, Session, SessionStatus, Transition, Turn
+from claude_signal.db.models import Inbox, Outbox, Session, SessionStatus, Transition, Turn, TurnStatus
 from claude_signal.inbound import InboundMessage
 from claude_signal.wakeups import OUTBOX_SEND, SESSION_PROMPT, SESSION_START, Wakeups, host_queue
 from claude_signal.workers import Identity, register
 
-ME = Identity(node="w1@hosta", host="hosta", incarnation="inc-1")
+ME = Identity(node="w1@hosta", host="hosta", incarnation="inc-1", plane="turns", slots=2)
 _ts = iter(range(1_700_000_000_000, 1_800_000_000_000))
 
 
@@ -211,7 +211,69 @@ def test_status_and_hosts(engine: Engine, settings: Settings, project_root: Path
     handle(engine, settings, status)
     handle(engine, settings, hosts)
     assert replies_to(engine, status)[0].startswith(f"Session {shop}: active on hosta")
-    assert replies_to(engine, hosts) == ["Hosts:\nhosta: online, 1 worker(s), 1 active session(s)"]
+    assert replies_to(engine, hosts) == ["Hosts:\nhosta: online, 1 worker, 1 active session, 0 of 2 turn slots busy"]
+
+
+def test_a_prompt_to_a_paused_session_resumes_it(engine: Engine, settings: Settings, project_root: Path) -> None:
+    from claude_signal.lifecycle import transition
+
+    shop = start_session(engine, settings, project_root / "shop")
+    with unit_of_work(engine) as db:
+        transition(db, shop, SessionStatus.PAUSED, reason="its turn's worker stopped")
+    m = msg("carry on")
+    assert [(w.task, w.queue) for w in handle(engine, settings, m)] == [(OUTBOX_SEND, "shared"),
+                                                                         (SESSION_PROMPT, "turns.hosta")]
+    assert replies_to(engine, m) == [f"Session {shop} was paused when its worker stopped; resuming it with this "
+                                     "message."]
+    with unit_of_work(engine) as db:
+        assert db.get(Session, shop).status == SessionStatus.ACTIVE
+        assert db.execute(select(Turn.prompt)).scalar_one() == "carry on"
+
+
+def test_resume_without_an_id_takes_the_current_session(engine: Engine, settings: Settings,
+                                                         project_root: Path) -> None:
+    shop = start_session(engine, settings, project_root / "shop")
+    m = msg("/session resume")
+    handle(engine, settings, m)
+    (text,) = replies_to(engine, m)
+    assert text.startswith(f"Session {shop} is already active")
+
+
+def test_a_full_host_says_the_prompt_waits_for_a_slot(engine: Engine, settings: Settings,
+                                                      project_root: Path) -> None:
+    sessions = [start_session(engine, settings, project_root / name) for name in ("shop", "blog")]
+    (project_root / "docs").mkdir()
+    with unit_of_work(engine) as db:  # both of the host's two slots are taken
+        for sid in sessions:
+            db.add(Turn(session_id=sid, prompt="long", status=TurnStatus.RUNNING))
+    start_session(engine, settings, project_root / "docs")
+    m = msg("write the docs")
+    handle(engine, settings, m)
+    assert replies_to(engine, m) == ["Waiting for a free slot on hosta: 2 turns running there "
+                                     "(CLAUDE_SIGNAL_MAX_TURNS). Claude gets this as soon as one ends."]
+    status = msg("/status")
+    handle(engine, settings, status)
+    assert "Waiting for a free slot on hosta" in replies_to(engine, status)[0]
+
+
+def test_approve_all_can_be_undone_and_status_shows_it(engine: Engine, settings: Settings,
+                                                        project_root: Path) -> None:
+    shop = start_session(engine, settings, project_root / "shop")
+
+    def say(text: str) -> str:
+        m = msg(text)
+        handle(engine, settings, m)
+        (reply,) = replies_to(engine, m)
+        return reply
+
+    say("/approve all")
+    assert "every tool approved (/approve none undoes it)" in say("/status")
+    assert say("/approve none") == f"Session {shop}: Claude asks again before each tool that needs permission."
+    assert "every tool approved" not in say("/status")
+    say("/approve all")
+    say("/mode plan")  # a new mode starts afresh: /approve all does not carry over
+    status = say("/status")
+    assert "Permission mode: plan" in status and "every tool approved" not in status
 
 
 def test_racing_host_steps_start_once(engine: Engine, settings: Settings, project_root: Path) -> None:

@@ -6,7 +6,8 @@ answer is computed from it, exactly as ``tests/fakes/claude`` computes its own f
 - a prompt is answered ``Echo: <prompt> (turn N; earlier: <earlier prompts joined by ' | '>)``, which proves
   that ``--resume`` carried the conversation;
 - ``run: <command>`` first asks for the Bash tool with that command, and answers once the tool result comes;
-- ``ask: <question>`` asks the person through ``AskUserQuestion`` (options ``yes`` and ``no``).
+- ``ask: <question>`` asks the person through ``AskUserQuestion`` (options ``yes`` and ``no``);
+- ``wait: <text>`` is answered after ``delay`` seconds, as the ``slow`` scenario does for every prompt.
 
 Scenarios, set on the server by the test (``api.scenario = "slow"``): ``slow`` holds the answer for
 ``delay`` seconds (an interrupt aborts the request), ``overloaded`` answers 529, ``long`` answers with an
@@ -169,7 +170,8 @@ class ScriptedMessagesAPI(LoopServer):
         await response.prepare(request)
         events = _events(message_id, model, blocks)
         await self._write(response, *events[0])
-        if self.scenario == "slow" and conversation.prompt and not conversation.tool_results:
+        slow = self.scenario == "slow" or conversation.prompt.startswith("wait: ")
+        if slow and conversation.prompt and not conversation.tool_results:
             deadline = time.monotonic() + self.delay
             while time.monotonic() < deadline:  # a ping now and then, as the real API sends while it thinks
                 await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))

@@ -51,7 +51,7 @@ def test_conversation_remembers_and_resumes(system: System) -> None:
     system.publisher.send("and now?")
     system.wait_reply(lambda t: "(turn 3; earlier: my name is Ada | what is my name?)" in t)
     assert not [t for t in system.replies() if "stopped" in t or "paused" in t]
-    assert one_session(system.engine).turn_count == 3
+    wait_until(lambda: one_session(system.engine).turn_count == 3, message="the third turn to be recorded")
     assert [t.status for t in turns(system)] == [TurnStatus.DONE] * 3
 
 
@@ -194,13 +194,12 @@ def test_resume_where_the_transcript_is_missing_says_so(system: System) -> None:
     session = start(system)
     system.publisher.send("remember me")
     system.wait_reply(lambda t: "Echo: remember me" in t)
-    system.scenario("slow", delay=120)
-    system.publisher.send("long job")
-    wait_until(lambda: next((t for t in turns(system) if t.claude_pgid), None), message="claude to start")
+    system.publisher.send("wait: long job")
+    wait_until(lambda: any(t.prompt == "wait: long job" and t.claude_pgid for t in turns(system)),
+               message="the long turn's claude to start")
     worker.kill9()  # the restart's recovery pauses the session whose turn was running
     for transcript in Path(system.env["CLAUDE_CONFIG_DIR"]).rglob(f"{session.claude_session_id}.jsonl"):
         transcript.unlink()
-    system.scenario("")
     system.worker()
     wait_until(lambda: one_session(system.engine).status == SessionStatus.PAUSED, timeout=30,
                message="the session to be paused")
