@@ -50,7 +50,7 @@ def _check(settings: Settings, _args: argparse.Namespace) -> int:
     print(f"authorized:    {', '.join(settings.authorized) or 'NOBODY (set CLAUDE_SIGNAL_AUTHORIZED)'}")
     print(f"project roots: {', '.join(str(p) for p in settings.project_roots)}")
     try:
-        print(f"claude:        {check_claude(settings.claude_bin, settings.host)}")
+        print(f"claude:        {check_claude(settings.claude_bin, settings.host, extra=settings.claude_env)}")
     except ClaudeUnavailable as why:
         print(f"claude:        {why}")
         return 1

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     account: str | None = Field(default=None, description="the bot's Signal number")
     authorized: Annotated[list[str], NoDecode] = Field(default_factory=list)
     claude_bin: str = "claude"
+    claude_env: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="extra environment variables passed to claude, comma-separated")
     project_roots: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [Path.home()])
     host: str = Field(default_factory=lambda: socket.gethostname().split(".")[0])
     default_host: str | None = Field(default=None, description="where /session start <path> opens")
@@ -69,6 +71,11 @@ class Settings(BaseSettings):
     @field_validator("authorized", mode="before")
     @classmethod
     def _authorized_csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("claude_env", mode="before")
+    @classmethod
+    def _claude_env_csv(cls, value: object) -> object:
         return _split_csv(value)
 
     @field_validator("project_roots", mode="before")

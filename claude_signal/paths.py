@@ -39,9 +39,14 @@ def resolve_project(raw: str, roots: Sequence[Path]) -> Path:
     return resolved
 
 
-def check_claude(claude_bin: str, host: str, *, timeout: float = VERSION_TIMEOUT) -> str:
-    """Run ``claude --version`` so a session never starts on a host that cannot run Claude."""
-    env = {k: v for k, v in os.environ.items() if k != "CLAUDECODE"}
+def check_claude(claude_bin: str, host: str, *, timeout: float = VERSION_TIMEOUT,
+                 extra: Sequence[str] | None = None) -> str:
+    """Run ``claude --version`` so a session never starts on a host that cannot run Claude; with the
+    environment a turn gets, so a check that passes means a turn can start."""
+    from claude_signal.claude.environment import claude_env
+    from claude_signal.config import get_settings
+
+    env = claude_env(os.environ, get_settings().claude_env if extra is None else extra)
     try:
         done = subprocess.run([claude_bin, "--version"], capture_output=True, text=True, timeout=timeout,
                               env=env, stdin=subprocess.DEVNULL, check=False)

@@ -164,6 +164,7 @@ def spec_for(turn: turns.ClaimedTurn, settings: Settings) -> claude_driver.TurnS
         claude_bin=settings.claude_bin, cwd=turn.project_path, prompt=turn.prompt,
         session_id=turn.claude_session_id, resume=resume, permission_mode=turn.permission_mode,
         env=dict(os.environ), idle_timeout=settings.idle_timeout, turn_timeout=settings.turn_timeout,
+        env_extra=tuple(settings.claude_env),
     )
 
 

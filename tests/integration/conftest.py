@@ -26,6 +26,9 @@ from tests.harness import (
 ACCOUNT = "+15550000001"
 ALICE = "+15550000002"  # Signal knows her as alice-uuid; she is authorized by uuid and number
 
+# The knobs of the fake (and recorded real) claude must pass the allowlist of the child's environment.
+CLAUDE_TEST_ENV = "REAL_CLAUDE,FAKE_CLAUDE_LOG,FAKE_CLAUDE_SCENARIO,FAKE_CLAUDE_DELAY"
+
 # Short clocks so crashes are noticed in seconds: a turn may last 8 s, so a message taken by a dead
 # worker comes back after 10 s (the visibility timeout stays above the turn limit, as in production).
 FAST = {
@@ -153,6 +156,7 @@ def system(database_url: str, tmp_path: Path, claude_cli: str) -> Iterator[Syste
         "CLAUDE_SIGNAL_DEFAULT_HOST": "hosta",
         "CLAUDE_SIGNAL_IDLE_TIMEOUT": "6",
         "FAKE_CLAUDE_LOG": str(tmp_path / "claude-calls.jsonl"),
+        "CLAUDE_SIGNAL_CLAUDE_ENV": CLAUDE_TEST_ENV,
         **FAST,
         **(_real_claude_env(api) if api is not None else {}),
     }
