@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "CLAUDE_SIGNAL_"
@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     unacked_restore_interval: float = Field(default=5.0, gt=0)
     outbox_max_age: float = Field(default=86400.0, gt=0, description="give up sending a reply after this")
     signal_timeout: float = Field(default=10.0, gt=0, description="HTTP timeout towards signal-cli-rest-api")
+    secret_key: SecretStr | None = Field(default=None, min_length=32,
+                                         description="signs task messages; the same on every machine")
     flower_auth: str | None = Field(default=None, description="user:password for Flower started by `up --flower`")
     send_interval: float = Field(default=0.5, ge=0, description="pause between messages to one recipient")
     attachment_over: int = Field(default=8000, ge=2000, description="send replies longer than this (bytes) "

@@ -199,8 +199,8 @@ def kill_logged_claudes(log: Path) -> None:
 class Publisher:
     """Sends inbound messages with the listener's own publisher, for tests that start behind the listener."""
 
-    def __init__(self, broker_url: str) -> None:
-        self.inbound = InboundPublisher(broker_url)
+    def __init__(self, broker_url: str, key: bytes | None) -> None:
+        self.inbound = InboundPublisher(broker_url, key=key)
         self.app = self.inbound.app
         self._ts = int(time.time() * 1000)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,7 @@ def system(database_url: str, tmp_path: Path, claude_cli: str) -> Iterator[Syste
     home = tmp_path / "home"
     home.mkdir()
     (tmp_path / "logs").mkdir()
+    secret_key = secrets.token_hex(32)  # the installation's: the test publisher signs like the listener
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(home),
@@ -157,11 +159,12 @@ def system(database_url: str, tmp_path: Path, claude_cli: str) -> Iterator[Syste
         "CLAUDE_SIGNAL_IDLE_TIMEOUT": "6",
         "FAKE_CLAUDE_LOG": str(tmp_path / "claude-calls.jsonl"),
         "CLAUDE_SIGNAL_CLAUDE_ENV": CLAUDE_TEST_ENV,
+        "CLAUDE_SIGNAL_SECRET_KEY": secret_key,
         **FAST,
         **(_real_claude_env(api) if api is not None else {}),
     }
     engine = make_engine(database_url)
-    publisher = Publisher(redis.url)
+    publisher = Publisher(redis.url, secret_key.encode())
     system = System(tmp_path, env, redis, signal, publisher, engine, projects, api)
     try:
         yield system
