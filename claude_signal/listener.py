@@ -21,6 +21,7 @@ from signalbot.context import DataMessageContext, ReactionContext
 from claude_signal.config import ConfigError, Settings
 from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
 from claude_signal.envelopes import Access, Ignored, to_inbound
+from claude_signal.frames import install_screen
 from claude_signal.inbound import InboundMessage
 from claude_signal.signal_api import probe
 from claude_signal.signing import load_key
@@ -217,6 +218,7 @@ def run(settings: Settings) -> int:
     forwarder = Forwarder(spool, publisher).start()
     listener = Listener(Access(settings.account, frozenset(settings.authorized)), forwarder)
     tolerate_bad_frames()
+    install_screen(settings.account)
     bot = SignalBot(bot_config(settings))
     bot.register(_Messages(listener))
     bot.register(_Reactions(listener))

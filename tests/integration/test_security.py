@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from claude_signal.db.models import Inbox
 from tests.harness import wait_until
-from tests.integration.conftest import System
+from tests.integration.conftest import ACCOUNT, ALICE, System
 from tests.integration.helpers import count, sessions
+
+MALLORY = "+15550000666"
 
 
 def test_claude_never_sees_the_bots_settings_or_passwords(system: System) -> None:
@@ -60,3 +63,49 @@ def test_a_command_forged_with_broker_access_alone_has_no_effect(system: System,
     assert "no signature" in worker.log() and "invalid signature" in worker.log()
     assert count(system.engine, Inbox) == 0 and sessions(system.engine) == []
     assert system.signal.sent() == []
+
+
+def frame(number: str, uuid: str, text: str, ts: int) -> dict:
+    """A 1:1 data message as signal-cli emits it, with any number and uuid."""
+    return {"account": ACCOUNT, "envelope": {
+        "source": number, "sourceNumber": number, "sourceUuid": uuid, "sourceName": "?", "sourceDevice": 1,
+        "timestamp": ts, "serverReceivedTimestamp": ts + 4, "serverDeliveredTimestamp": ts + 8,
+        "dataMessage": {"timestamp": ts, "message": text, "expiresInSeconds": 0, "viewOnce": False}}}
+
+
+@pytest.mark.transport
+def test_forged_sync_transcripts_and_mismatched_identities_get_nothing(system: System) -> None:
+    owner = system.signal.contact(ACCOUNT)
+    system.env["CLAUDE_SIGNAL_AUTHORIZED"] = f"alice-uuid,{ALICE},{owner.uuid},{ACCOUNT}"
+    system.worker()
+    listener = system.listener()
+    start = f"/session start {system.projects / 'shop'}"
+    system.signal.sync_sent(ACCOUNT, start, sender=MALLORY)  # "Note to Self" in a stranger's envelope
+    system.signal.sync_sent(ACCOUNT, start, sender=ALICE)  # even an authorized person is not the account
+    system.signal.inject(frame(ALICE, "mallory-uuid", start, system.signal.next_timestamp()))
+    system.signal.direct(ALICE, "/hosts")  # read after the others: once it is answered, they were handled
+    system.wait_reply(lambda t: t.startswith("Hosts:"))
+    time.sleep(1)
+    assert [m["message"][:6] for m in system.signal.sent()] == ["Hosts:"]
+    assert count(system.engine, Inbox) == 1 and sessions(system.engine) == []
+    assert listener.log().count("not from the account itself") == 2
+    assert "unauthorized sender +15550000002 mallory-uuid" in listener.log()
+
+
+@pytest.mark.transport
+def test_owners_chatter_in_groups_is_never_answered(system: System) -> None:
+    system.env["CLAUDE_SIGNAL_AUTHORIZED"] = ACCOUNT  # the bot is a linked device of its owner's number
+    system.worker()
+    system.listener()
+    friends = system.signal.add_group("friends", [ALICE])
+    system.signal.sync_sent(friends, "see you at 8")  # the owner, typing in a group of friends
+    system.signal.sync_sent(ALICE, "running late")  # and to a friend directly
+    system.signal.group_message(ALICE, friends, "ok!")
+    system.signal.sync_sent(friends, "/session help")  # an explicit command is the bot's business
+    system.wait_reply(lambda t: t.startswith("claude-signal commands:"), recipient=friends.id)
+    system.signal.note_to_self("/hosts")
+    system.wait_reply(lambda t: t.startswith("Hosts:"), recipient=ACCOUNT)
+    time.sleep(1)
+    assert [(m["recipients"], m["message"][:6]) for m in system.signal.sent()] == [
+        ([friends.id], "claude"), ([ACCOUNT], "Hosts:")]
+    assert sessions(system.engine) == []
