@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "CLAUDE_SIGNAL_"
+BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://")
 
 
 class ConfigError(Exception):
@@ -106,6 +107,29 @@ class Settings(BaseSettings):
     def _user_and_password(cls, value: str | None) -> str | None:
         if value is not None and not all(value.partition(":")[::2]):
             raise ValueError("must be user:password")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(value).get_backend_name()
+        except (ArgumentError, ValueError):
+            backend = ""
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError("must be a sqlite:///… or postgresql://… URL")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _valid_broker_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(BROKER_SCHEMES):
+            raise ValueError("must be a redis://…, rediss://… (TLS) or redis+socket://… URL")
         return value
 
     @field_validator("signal_api")
