@@ -18,6 +18,10 @@ from tests.integration.helpers import count, sessions
 MALLORY = "+15550000666"
 
 
+def claude_calls(system: System) -> list[dict]:
+    return [json.loads(line) for line in Path(system.env["FAKE_CLAUDE_LOG"]).read_text().splitlines()]
+
+
 def test_claude_never_sees_the_bots_settings_or_passwords(system: System) -> None:
     system.env.update({"POSTGRES_PASSWORD": "hunter2", "CLAUDE_SIGNAL_FLOWER_AUTH": "admin:hunter2",
                        "ANTHROPIC_MODEL": "claude-test"})
@@ -26,10 +30,12 @@ def test_claude_never_sees_the_bots_settings_or_passwords(system: System) -> Non
     system.wait_reply(lambda t: t.startswith("Started session"))
     system.publisher.send("hello")
     system.wait_reply(lambda t: t.startswith("Done in"))
-    (call, *_) = [json.loads(line) for line in Path(system.env["FAKE_CLAUDE_LOG"]).read_text().splitlines()]
-    names = set(call["env"])
-    assert {"PATH", "HOME", "CLAUDE_CONFIG_DIR", "ANTHROPIC_MODEL", "FAKE_CLAUDE_LOG"} <= names
-    assert not [n for n in names if n.startswith("CLAUDE_SIGNAL_") or "PASSWORD" in n or n == "CLAUDECODE"]
+    (version, turn) = claude_calls(system)
+    assert version["argv"] == ["--version"]  # the host's check before the session started
+    for call in (version, turn):
+        names = set(call["env"])
+        assert {"PATH", "HOME", "CLAUDE_CONFIG_DIR", "ANTHROPIC_MODEL", "FAKE_CLAUDE_LOG"} <= names
+        assert not [n for n in names if n.startswith("CLAUDE_SIGNAL_") or "PASSWORD" in n or n == "CLAUDECODE"]
 
 
 FORGER = """
@@ -109,3 +115,17 @@ def test_owners_chatter_in_groups_is_never_answered(system: System) -> None:
     assert [(m["recipients"], m["message"][:6]) for m in system.signal.sent()] == [
         ([friends.id], "claude"), ([ACCOUNT], "Hosts:")]
     assert sessions(system.engine) == []
+
+
+def test_a_directory_swapped_between_turns_stops_the_turn(system: System) -> None:
+    system.worker()
+    system.publisher.send(f"/session start {system.projects / 'shop'}")
+    system.wait_reply(lambda t: t.startswith("Started session"))
+    system.publisher.send("first")
+    system.wait_reply(lambda t: t.startswith("Done in"))
+    shop = system.projects / "shop"
+    shop.rename(system.projects / "shop.old")
+    shop.symlink_to(system.env["CLAUDE_SIGNAL_HOME"])  # now the bot's data directory, key and all
+    system.publisher.send("second")
+    system.wait_reply(lambda t: "outside the allowed project roots" in t)
+    assert len([c for c in claude_calls(system) if c["argv"] != ["--version"]]) == 1  # the first turn only
