@@ -12,6 +12,7 @@ figure.
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import tempfile
 import time
@@ -25,6 +26,8 @@ from claude_signal.db.engine import make_engine, unit_of_work
 from claude_signal.db.migrate import upgrade
 from claude_signal.db.models import Inbox
 from tests.harness import Publisher, RedisServer, WorkerProcess, wait_until
+
+KEY = secrets.token_hex(32)  # this run's installation key: workers act only on messages signed with it
 
 
 def main() -> None:
@@ -41,9 +44,9 @@ def main() -> None:
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp / "home"), "CLAUDE_SIGNAL_HOME": str(tmp / "home"),
                "CLAUDE_SIGNAL_DATABASE_URL": url, "CLAUDE_SIGNAL_BROKER_URL": redis.url,
                "CLAUDE_SIGNAL_SIGNAL_API": "http://127.0.0.1:9", "CLAUDE_SIGNAL_ACCOUNT": "",
-               "CLAUDE_SIGNAL_LOG_LEVEL": "warning"}
+               "CLAUDE_SIGNAL_LOG_LEVEL": "warning", "CLAUDE_SIGNAL_SECRET_KEY": KEY}
         worker = WorkerProcess(env, "bench", "benchhost", tmp, concurrency=2).start()
-        publisher = Publisher(redis.url)
+        publisher = Publisher(redis.url, KEY.encode())
         engine = make_engine(url)
         try:
             floor = measure_floor(publisher, redis, args.messages)

@@ -12,6 +12,7 @@ Prints p50/p99 of both and their ratio (the goal: close to 1, whatever N).
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
 import sys
 import tempfile
@@ -27,6 +28,9 @@ from tests.fakes.signal_rest import FakeSignalServer
 from tests.harness import FAKE_CLAUDE, HostWorkers, Publisher, RedisServer, kill_logged_claudes, wait_until
 
 ACCOUNT, ALICE = "+15550000001", "+15550000002"
+
+
+KEY = secrets.token_hex(32)  # this run's installation key: workers act only on messages signed with it
 
 
 def main() -> None:
@@ -51,10 +55,11 @@ def main() -> None:
                "CLAUDE_SIGNAL_AUTHORIZED": "alice-uuid", "CLAUDE_SIGNAL_CLAUDE_BIN": str(FAKE_CLAUDE),
                "CLAUDE_SIGNAL_PROJECT_ROOTS": str(projects), "CLAUDE_SIGNAL_SEND_INTERVAL": "0",
                "CLAUDE_SIGNAL_MAX_TURNS": str(max(8, args.turns)), "CLAUDE_SIGNAL_LOG_LEVEL": "warning",
+               "CLAUDE_SIGNAL_SECRET_KEY": KEY,
                "CLAUDE_SIGNAL_CLAUDE_ENV": "FAKE_CLAUDE_DELAY,FAKE_CLAUDE_LOG",
                "FAKE_CLAUDE_DELAY": "120", "FAKE_CLAUDE_LOG": str(tmp / "claude-calls.jsonl")}
         workers = HostWorkers({**env}, "bench", "benchhost", tmp, concurrency=2).start()
-        publisher = Publisher(redis.url)
+        publisher = Publisher(redis.url, KEY.encode())
         engine = make_engine(url)
         try:
             groups = [open_session(signal, publisher, projects, i) for i in range(args.turns)]

@@ -2,7 +2,8 @@
 
 The app reads its settings from the top-level ``celeryconfig`` module and its tasks from the ``tasks``
 package, by module name, so this package never imports ``tasks``. Worker lifecycle hooks (identity,
-heartbeat, recovery) live in :mod:`claude_signal.worker_hooks`.
+heartbeat, recovery) live in :mod:`claude_signal.worker_hooks`; every task checks, and every message a
+worker publishes carries, the installation's signature (:mod:`claude_signal.signing`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from celery import Celery
 
 TASK_MODULES = ["tasks.commands", "tasks.sessions", "tasks.outbox", "tasks.recovery", "tasks.turns"]
 
-app = Celery("claude_signal", include=TASK_MODULES)
+app = Celery("claude_signal", include=TASK_MODULES, task_cls="claude_signal.signing:SignedTask")
 app.config_from_object("celeryconfig")
 
-from claude_signal import worker_hooks  # noqa: E402  (connects the worker signals to this app)
+from claude_signal import signing, worker_hooks  # noqa: E402  (connects the worker signals to this app)
 
 worker_hooks.install(app)
+signing.sign_everything_published()

@@ -67,6 +67,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         return supervisor.run()
     from celery.bin.celery import main as celery_main
 
+    from claude_signal.signing import load_key
+
+    load_key(settings)  # a key problem is one line now, not a failure in every task later
     sys.argv = worker_argv(settings, args.plane, args.name, args.concurrency, args.celery_args)
     return int(celery_main() or 0)
 
@@ -82,10 +85,16 @@ def _check(settings: Settings, _args: argparse.Namespace) -> int:
 
     problem = probe(settings.signal_api)
     print(f"signal api:    {settings.signal_api} (account {settings.account or 'NOT SET'}): {problem or 'ok'}")
-    print(f"authorized:    {', '.join(settings.authorized) or 'NOBODY (set CLAUDE_SIGNAL_AUTHORIZED)'}")
+    from claude_signal.senders import NOBODY
+
+    print(f"authorized:    {', '.join(settings.authorized) or 'nobody: ' + NOBODY}")
     print(f"project roots: {', '.join(str(p) for p in settings.project_roots)}")
+    from claude_signal.signing import KEY_FILE, load_key
+
+    load_key(settings)
+    print(f"signing key:   {'CLAUDE_SIGNAL_SECRET_KEY' if settings.secret_key else settings.home / KEY_FILE}")
     try:
-        print(f"claude:        {check_claude(settings.claude_bin, settings.host)}")
+        print(f"claude:        {check_claude(settings.claude_bin, settings.host, extra=settings.claude_env)}")
     except ClaudeUnavailable as why:
         print(f"claude:        {why}")
         return 1
@@ -126,12 +135,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Libraries whose INFO lines are noise on a console (each run of alembic alone printed seven).
+QUIET_LOGGERS = ("alembic", "httpx", "httpcore")
+
+
+def _logging() -> None:
+    level = os.environ.get("CLAUDE_SIGNAL_LOG_LEVEL", "INFO").upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ConfigError(f"CLAUDE_SIGNAL_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR (not {level!r})")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _warn_if_nobody_authorized(settings: Settings, command: str) -> None:
+    """Every message would be ignored: say so on the console, once, where the operator looks."""
+    if command == "worker" and not settings.authorized:  # the listener logs its own line
+        from claude_signal.senders import NOBODY
+
+        print(f"claude-signal {command}: warning: {NOBODY}", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("CLAUDE_SIGNAL_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
+        _logging()
         settings = get_settings()
+        _warn_if_nobody_authorized(settings, args.command)
         return int(args.func(settings, args) or 0)
     except ConfigError as error:
         print(f"claude-signal: {error}", file=sys.stderr)

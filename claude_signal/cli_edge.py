@@ -38,6 +38,13 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.account:
         print(SETUP_HELP, file=sys.stderr)
         return 2
+    if not settings.authorized:
+        print("claude-signal up: CLAUDE_SIGNAL_AUTHORIZED is empty, so nobody could use the bot; set it to your "
+              "Signal number (e.g. CLAUDE_SIGNAL_AUTHORIZED=+15551234567) and run up again", file=sys.stderr)
+        return 2
+    from claude_signal.signing import load_key
+
+    load_key(settings)  # made here, once, before the worker and the listener both look for it
     settings.home.mkdir(parents=True, exist_ok=True)
     logs = settings.home / "logs"
     logs.mkdir(exist_ok=True)

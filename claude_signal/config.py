@@ -12,10 +12,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "CLAUDE_SIGNAL_"
+BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://")
 
 
 class ConfigError(Exception):
@@ -46,6 +47,8 @@ class Settings(BaseSettings):
     account: str | None = Field(default=None, description="the bot's Signal number")
     authorized: Annotated[list[str], NoDecode] = Field(default_factory=list)
     claude_bin: str = "claude"
+    claude_env: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="extra environment variables passed to claude, comma-separated")
     project_roots: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [Path.home()])
     host: str = Field(default_factory=lambda: socket.gethostname().split(".")[0])
     default_host: str | None = Field(default=None, description="where /session start <path> opens")
@@ -63,6 +66,8 @@ class Settings(BaseSettings):
     unacked_restore_interval: float = Field(default=5.0, gt=0)
     outbox_max_age: float = Field(default=86400.0, gt=0, description="give up sending a reply after this")
     signal_timeout: float = Field(default=10.0, gt=0, description="HTTP timeout towards signal-cli-rest-api")
+    secret_key: SecretStr | None = Field(default=None, min_length=32,
+                                         description="signs task messages; the same on every machine")
     flower_auth: str | None = Field(default=None, description="user:password for Flower started by `up --flower`")
     send_interval: float = Field(default=0.5, ge=0, description="pause between messages to one recipient")
     attachment_over: int = Field(default=8000, ge=2000, description="send replies longer than this (bytes) "
@@ -71,6 +76,11 @@ class Settings(BaseSettings):
     @field_validator("authorized", mode="before")
     @classmethod
     def _authorized_csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("claude_env", mode="before")
+    @classmethod
+    def _claude_env_csv(cls, value: object) -> object:
         return _split_csv(value)
 
     @field_validator("project_roots", mode="before")
@@ -99,6 +109,29 @@ class Settings(BaseSettings):
     def _user_and_password(cls, value: str | None) -> str | None:
         if value is not None and not all(value.partition(":")[::2]):
             raise ValueError("must be user:password")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(value).get_backend_name()
+        except (ArgumentError, ValueError):
+            backend = ""
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError("must be a sqlite:///… or postgresql://… URL")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _valid_broker_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(BROKER_SCHEMES):
+            raise ValueError("must be a redis://…, rediss://… (TLS) or redis+socket://… URL")
         return value
 
     @field_validator("signal_api")

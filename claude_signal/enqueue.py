@@ -13,6 +13,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from claude_signal.inbound import COMMAND_TASK, InboundMessage, task_id_for
+from claude_signal.signing import HEADER, digest
 from claude_signal.wakeups import SHARED_QUEUE
 
 
@@ -21,7 +22,8 @@ class BrokerUnavailable(Exception):
 
 
 class InboundPublisher:
-    def __init__(self, broker_url: str, *, connect_timeout: float = 3.0) -> None:
+    def __init__(self, broker_url: str, *, key: bytes | None = None, connect_timeout: float = 3.0) -> None:
+        self.key = key  # the installation key that signs each message; workers drop unsigned ones
         self.app = Celery("claude-signal-listener", broker=broker_url, set_as_current=False)
         self.app.conf.update(
             task_send_sent_event=True,  # Flower shows a message from the moment it is queued
@@ -32,9 +34,11 @@ class InboundPublisher:
 
     def publish(self, message: InboundMessage | dict[str, Any]) -> None:
         record = message.model_dump(mode="json") if isinstance(message, InboundMessage) else message
+        task_id = task_id_for(record["key"])
+        headers = {HEADER: digest(self.key, COMMAND_TASK, task_id, [record], {})} if self.key else {}
         try:
-            self.app.send_task(COMMAND_TASK, args=[record], task_id=task_id_for(record["key"]),
-                               queue=SHARED_QUEUE, routing_key=SHARED_QUEUE, retry=False)
+            self.app.send_task(COMMAND_TASK, args=[record], task_id=task_id, queue=SHARED_QUEUE,
+                               routing_key=SHARED_QUEUE, retry=False, headers=headers)
         except (OperationalError, ConnectionError, OSError) as error:
             raise BrokerUnavailable(str(error)) from error
 

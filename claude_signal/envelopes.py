@@ -10,6 +10,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from claude_signal import senders
 from claude_signal.inbound import InboundMessage, idempotency_key
 
 
@@ -28,8 +29,8 @@ class Access:
     account: str
     authorized: frozenset[str]
 
-    def allows(self, *ids: str | None) -> bool:
-        return any(i and i in self.authorized for i in ids)
+    def allows(self, number: str | None, uuid: str | None) -> bool:
+        return senders.authorized(self.authorized, number, uuid)
 
 
 def group_recipient(internal_id: str) -> str:
@@ -57,7 +58,7 @@ def to_inbound(message: Any, access: Access) -> InboundMessage | Ignored:
     sender = message.source_uuid or message.source_number
     if not sender:
         return Ignored("no sender")
-    if not access.allows(message.source_uuid, message.source_number):
+    if not access.allows(message.source_number, message.source_uuid):
         who = f"{message.source_number or ''} {message.source_uuid or ''}".strip()
         return Ignored(f"unauthorized sender {who}", notable=True)
     conversation = _conversation(message, sender, access)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DB
 
 from claude_signal import commands as c
-from claude_signal import outbox, replies, workers
+from claude_signal import outbox, replies, senders, workers
 from claude_signal.config import Settings
 from claude_signal.db.models import (
     Approval,
@@ -90,10 +90,28 @@ def reply(db: DB, wakeups: Wakeups, msg: InboundMessage, text: str, *, suffix: s
 
 
 def is_authorized(settings: Settings, msg: InboundMessage) -> bool:
-    """The listener already filters; a worker configured with the list checks again."""
-    if not settings.authorized:
+    """The listener already filters; the worker checks again with the same rule (an empty list: nobody)."""
+    uuid = None if senders.is_number(msg.sender) else msg.sender
+    number = msg.sender_number or (msg.sender if senders.is_number(msg.sender) else None)
+    if msg.sender_number and senders.is_number(msg.sender) and msg.sender != msg.sender_number:
+        return False  # two numbers for one sender: not a frame the listener makes
+    return senders.authorized(settings.authorized, number, uuid)
+
+
+def _group_business(db: DB, msg: InboundMessage) -> bool:
+    """A group is the bot's business when a live session is bound to it, or when the message is an explicit
+    command or answers one of the bot's questions; the owner's chatter in other groups is never answered."""
+    if msg.kind == "message" and msg.text.lstrip().startswith("/"):
         return True
-    return msg.sender in settings.authorized or (msg.sender_number or "") in settings.authorized
+    session = current_session(db, msg.conversation)
+    if session is not None and session.status != SessionStatus.TERMINATED:
+        return True
+    target = msg.reaction_target_timestamp if msg.kind == "reaction" else msg.quote_timestamp
+    if target:  # an answer to the bot's own question in this group
+        from claude_signal.conversation_control import approval_for_message
+
+        return approval_for_message(db, target) is not None
+    return False
 
 
 # ------------------------------------------------------------------------------------------ dispatch
@@ -115,6 +133,10 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
         return wakeups
     if msg.note_to_self and outbox.is_own_send(db, msg.conversation, msg.timestamp, msg.text):
         log.info("ignored %s: it is the bot's own reply seen again in Note to Self", msg.key)
+        mark_handled(db, msg.key)
+        return wakeups
+    if msg.group_id and not _group_business(db, msg):
+        log.info("ignored %s in a group with no session: not a command", msg.key)
         mark_handled(db, msg.key)
         return wakeups
     if msg.kind == "edit":

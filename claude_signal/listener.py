@@ -21,8 +21,10 @@ from signalbot.context import DataMessageContext, ReactionContext
 from claude_signal.config import ConfigError, Settings
 from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
 from claude_signal.envelopes import Access, Ignored, to_inbound
+from claude_signal.frames import install_screen
 from claude_signal.inbound import InboundMessage
 from claude_signal.signal_api import probe
+from claude_signal.signing import load_key
 from claude_signal.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -212,10 +214,11 @@ def run(settings: Settings) -> int:
         log.warning("CLAUDE_SIGNAL_AUTHORIZED is empty: every message will be dropped")
     settings.home.mkdir(parents=True, exist_ok=True)
     spool = Spool(settings.home / SPOOL_NAME)
-    publisher = InboundPublisher(settings.resolved_broker_url)
+    publisher = InboundPublisher(settings.resolved_broker_url, key=load_key(settings))
     forwarder = Forwarder(spool, publisher).start()
     listener = Listener(Access(settings.account, frozenset(settings.authorized)), forwarder)
     tolerate_bad_frames()
+    install_screen(settings.account)
     bot = SignalBot(bot_config(settings))
     bot.register(_Messages(listener))
     bot.register(_Reactions(listener))

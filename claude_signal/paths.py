@@ -6,6 +6,10 @@ import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from claude_signal.config import Settings
 
 VERSION_TIMEOUT = 15.0
 
@@ -18,8 +22,22 @@ class ClaudeUnavailable(Exception):
     """``claude --version`` did not run on this host; ``str()`` says what to do."""
 
 
-def resolve_project(raw: str, roots: Sequence[Path]) -> Path:
-    """Expand ``~``, resolve ``..`` and symlinks, and insist on a directory inside an allowed root."""
+def protected_dirs(home: Path) -> list[Path]:
+    """Where no session may open, whatever the roots say: the bot's data directory (its database, journal
+    and signing key) and Claude's own configuration (credentials, transcripts, settings)."""
+    dirs = [home, Path.home() / ".claude"]
+    if os.environ.get("CLAUDE_CONFIG_DIR"):
+        dirs.append(Path(os.environ["CLAUDE_CONFIG_DIR"]))
+    return [Path(os.path.expanduser(str(d))).resolve() for d in dirs]
+
+
+def resolve_project(raw: str, roots: Sequence[Path], *, protected: Sequence[Path] | None = None) -> Path:
+    """Expand ``~``, resolve ``..`` and symlinks, and insist on a directory inside an allowed root and outside
+    the protected directories (by default those of this process's settings)."""
+    if protected is None:
+        from claude_signal.config import get_settings
+
+        protected = protected_dirs(get_settings().home)
     path = Path(os.path.expanduser(raw))
     if not path.is_absolute():
         raise PathRejected(f"'{raw}' is not an absolute path; use ~/… or /….")
@@ -36,12 +54,28 @@ def resolve_project(raw: str, roots: Sequence[Path]) -> Path:
         shown = ", ".join(str(r) for r in allowed)
         raise PathRejected(f"{raw} is outside the allowed project roots ({shown}); "
                            "the operator can widen CLAUDE_SIGNAL_PROJECT_ROOTS.")
+    if any(resolved == p or resolved.is_relative_to(p) for p in protected):
+        raise PathRejected(f"{raw} is inside claude-signal's data directory or Claude's configuration; "
+                           "sessions cannot open there.")
     return resolved
 
 
-def check_claude(claude_bin: str, host: str, *, timeout: float = VERSION_TIMEOUT) -> str:
-    """Run ``claude --version`` so a session never starts on a host that cannot run Claude."""
-    env = {k: v for k, v in os.environ.items() if k != "CLAUDECODE"}
+def recheck_project(path: str, settings: Settings) -> None:
+    """Before each turn: the directory must still pass, and still be the one the session opened (a symlink
+    swapped since then, or a root narrowed, stops the turn)."""
+    resolved = resolve_project(path, settings.project_roots, protected=protected_dirs(settings.home))
+    if str(resolved) != path:
+        raise PathRejected(f"{path} now leads to {resolved}; start a new session there if that is intended.")
+
+
+def check_claude(claude_bin: str, host: str, *, timeout: float = VERSION_TIMEOUT,
+                 extra: Sequence[str] | None = None) -> str:
+    """Run ``claude --version`` so a session never starts on a host that cannot run Claude; with the
+    environment a turn gets, so a check that passes means a turn can start."""
+    from claude_signal.claude.environment import claude_env
+    from claude_signal.config import get_settings
+
+    env = claude_env(os.environ, get_settings().claude_env if extra is None else extra)
     try:
         done = subprocess.run([claude_bin, "--version"], capture_output=True, text=True, timeout=timeout,
                               env=env, stdin=subprocess.DEVNULL, check=False)

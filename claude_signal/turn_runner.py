@@ -22,6 +22,7 @@ from claude_signal.claude import protocol as p
 from claude_signal.claude.summaries import format_cost_line, result_error_text, tool_summary
 from claude_signal.config import Settings
 from claude_signal.db.models import ApprovalStatus, TurnStatus
+from claude_signal.paths import PathRejected, recheck_project
 from claude_signal.procs import start_ticks
 from claude_signal.signal_api import client_for
 from claude_signal.streaming import Batcher
@@ -207,11 +208,13 @@ class DatabaseHooks:
 def spec_for(turn: turns.ClaimedTurn, settings: Settings) -> claude_driver.TurnSpec:
     from claude_signal.hostops import transcript_path
 
+    recheck_project(turn.project_path, settings)  # raises PathRejected: the directory may have changed
     resume = transcript_path(turn.project_path, turn.claude_session_id).exists()
     return claude_driver.TurnSpec(
         claude_bin=settings.claude_bin, cwd=turn.project_path, prompt=turn.prompt,
         session_id=turn.claude_session_id, resume=resume, permission_mode=turn.permission_mode,
         env=dict(os.environ), idle_timeout=settings.idle_timeout, turn_timeout=settings.turn_timeout,
+        env_extra=tuple(settings.claude_env),
     )
 
 
@@ -231,6 +234,8 @@ def outcome_to_result(outcome: Any, stop_reason: str | None, turn: turns.Claimed
     if outcome.status == "timed_out":
         return turns.TurnResult(TurnStatus.FAILED, outcome.reason, cost, duration), replies.turn_timed_out(
             outcome.reason)
+    if outcome.status == "failed" and result is None:
+        return turns.TurnResult(TurnStatus.FAILED, outcome.reason, cost, duration), outcome.reason
     if result is not None and result.is_error:
         text = result_error_text(result)
         return turns.TurnResult(TurnStatus.FAILED, text, cost, duration), text
@@ -256,6 +261,8 @@ def _run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
     hooks = DatabaseHooks(turn=turn, settings=settings)
     try:
         outcome = claude_driver.run_turn(spec_for(turn, settings), hooks)
+    except PathRejected as why:  # claude never runs in a directory that no longer passes
+        outcome = claude_driver.TurnOutcome("failed", reason=str(why))
     finally:
         hooks.stop_typing()
     hooks._emit(hooks.batcher.flush())

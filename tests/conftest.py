@@ -89,7 +89,7 @@ def settings(database_url: str, project_root: Path, tmp_path: Path) -> Settings:
     fake_claude = Path(__file__).parent / "fakes" / "claude"
     return load_settings(
         home=tmp_path / "home", database_url=database_url, project_roots=[project_root], host="hosta",
-        claude_bin=str(fake_claude), account="+15550000001", authorized=[],
+        claude_bin=str(fake_claude), account="+15550000001", authorized=["alice", "mallory", "owner"],
     )
 
 

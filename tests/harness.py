@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -256,8 +257,9 @@ def kill_logged_claudes(log: Path) -> None:
 class Publisher:
     """Sends inbound messages with the listener's own publisher, for tests that start behind the listener."""
 
-    def __init__(self, broker_url: str) -> None:
-        self.inbound = InboundPublisher(broker_url)
+    def __init__(self, broker_url: str, key: bytes | None) -> None:
+        self.inbound = InboundPublisher(broker_url, key=key)
+        self.key = key
         self.app = self.inbound.app
         self._ts = int(time.time() * 1000)
 
@@ -275,6 +277,14 @@ class Publisher:
 
     def send(self, text: str, **kwargs: Any) -> InboundMessage:
         return self.publish(self.message(text, **kwargs))
+
+    def send_task(self, name: str, args: list[Any], **options: Any) -> None:
+        """Any task message, signed with the installation key as our own processes sign theirs."""
+        from claude_signal.signing import HEADER, digest
+
+        task_id = options.pop("task_id", None) or str(uuid.uuid4())
+        headers = {HEADER: digest(self.key, name, task_id, args, {})} if self.key else {}
+        self.app.send_task(name, args=args, task_id=task_id, headers=headers, **options)
 
     def close(self) -> None:
         self.app.close()

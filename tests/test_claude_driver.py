@@ -19,6 +19,7 @@ from claude_signal.procs import group_alive
 from tests.harness import wait_until
 
 FAKE = str(Path(__file__).parent / "fakes" / "claude")
+FAKE_ENV = ("FAKE_CLAUDE_LOG", "FAKE_CLAUDE_SCENARIO", "FAKE_CLAUDE_DELAY")  # the fake's knobs pass the allowlist
 
 
 @dataclass
@@ -64,7 +65,8 @@ def turn(tmp_path: Path, env: dict[str, str], prompt: str, sid: str, *, resume: 
          hooks: Hooks | None = None, scenario: str | None = None, **spec: Any) -> tuple[TurnOutcome, Hooks]:
     hooks = hooks or Hooks()
     run_env = {**env, **({"FAKE_CLAUDE_SCENARIO": scenario} if scenario else {})}
-    outcome = run_turn(TurnSpec(FAKE, str(tmp_path), prompt, sid, resume, env=run_env, **spec), hooks)
+    outcome = run_turn(TurnSpec(FAKE, str(tmp_path), prompt, sid, resume, env=run_env, env_extra=FAKE_ENV,
+                                **spec), hooks)
     assert hooks.pgid is not None
     # A killed orphan lingers as a zombie until init reaps it, so allow a moment.
     wait_until(lambda: not group_alive(hooks.pgid), timeout=5, message="the process group to be gone")

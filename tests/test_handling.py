@@ -326,3 +326,48 @@ def test_message_waits_for_the_one_before_it(engine: Engine, settings: Settings)
     handle(engine, settings, first)
     handle(engine, settings, second)
     assert replies_to(engine, second)[0].startswith("Hosts:")
+
+
+def test_empty_authorized_means_nobody(engine: Engine, settings: Settings) -> None:
+    m = msg("/session list")
+    assert list(handle(engine, settings.model_copy(update={"authorized": []}), m)) == []
+    assert replies_to(engine, m) == []
+
+
+def test_authorized_number_with_another_uuid_is_dropped(engine: Engine, settings: Settings) -> None:
+    paired = settings.model_copy(update={"authorized": ["alice-uuid", "+15550000002"]})
+    spoof = InboundMessage.build(sender="mallory-uuid", sender_number="+15550000002", conversation="mallory-uuid",
+                                 timestamp=next(_ts), text="/session list")
+    assert list(handle(engine, paired, spoof)) == []
+    real = InboundMessage.build(sender="alice-uuid", sender_number="+15550000002", conversation="alice-uuid",
+                                timestamp=next(_ts), text="/session list")
+    handle(engine, paired, real)
+    assert replies_to(engine, spoof) == [] and len(replies_to(engine, real)) == 1
+
+
+GROUP = "group.Z3JvdXA="
+
+
+def in_group(text: str, sender: str = "owner") -> InboundMessage:
+    return InboundMessage.build(sender=sender, conversation=GROUP, group_id="group", timestamp=next(_ts), text=text)
+
+
+def test_owners_chatter_in_a_group_without_a_session_is_not_answered(engine: Engine, settings: Settings) -> None:
+    chatter = [in_group("see you at 8"), in_group("lol, /session help is neat", sender="alice")]
+    edit = InboundMessage.build(sender="owner", conversation=GROUP, group_id="group", timestamp=next(_ts),
+                                text="see you at 9", kind="edit")
+    for m in [*chatter, edit]:
+        assert list(handle(engine, settings, m)) == []
+        assert replies_to(engine, m) == []
+    explicit = in_group("/session help")
+    handle(engine, settings, explicit)
+    assert replies_to(engine, explicit)[0].startswith("claude-signal commands:")
+    with unit_of_work(engine) as db:
+        assert db.execute(select(func.count()).select_from(Turn)).scalar_one() == 0
+
+
+def test_a_group_bound_to_a_session_takes_prompts(engine: Engine, settings: Settings, project_root: Path) -> None:
+    start = in_group(f"/session start {project_root / 'shop'}")
+    run_host_step(engine, settings, handle(engine, settings, start))
+    prompt = in_group("fix the tests")
+    assert any(w.task == SESSION_PROMPT for w in handle(engine, settings, prompt))

@@ -10,13 +10,14 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import pexpect
 
 from claude_signal.claude import protocol as p
+from claude_signal.claude.environment import claude_env
 from claude_signal.claude.transport import Transport
 
 Status = Literal["done", "failed", "interrupted", "timed_out", "crashed"]
@@ -29,9 +30,10 @@ def build_argv(claude_bin: str, *, session_id: str, resume: bool, permission_mod
     return [*argv, f"--resume={session_id}"] if resume else [*argv, "--session-id", session_id]
 
 
-def build_env(base: Mapping[str, str]) -> dict[str, str]:
-    """An inherited ``CLAUDECODE`` makes the CLI refuse to start (reference §1)."""
-    return {k: v for k, v in base.items() if k != "CLAUDECODE"}
+def build_env(base: Mapping[str, str], extra: Iterable[str] = ()) -> dict[str, str]:
+    """Only allowlisted variables (never the bot's settings or an inherited ``CLAUDECODE``, which makes the
+    CLI refuse to start), plus the names in ``extra``."""
+    return claude_env(base, extra)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class TurnSpec:
     resume: bool
     permission_mode: str = "default"
     env: Mapping[str, str] = field(default_factory=dict)
+    env_extra: tuple[str, ...] = ()  # names passed besides the allowlist (CLAUDE_SIGNAL_CLAUDE_ENV)
     idle_timeout: float = 600.0
     turn_timeout: float = 3600.0
     max_line: int = p.DEFAULT_MAX_LINE
@@ -152,7 +155,7 @@ def run_turn(spec: TurnSpec, hooks: TurnHooks) -> TurnOutcome:
     """Run one prompt to its ``result`` (or to an interrupt, a watchdog, a crash) and reap the process."""
     argv = build_argv(spec.claude_bin, session_id=spec.session_id, resume=spec.resume,
                       permission_mode=spec.permission_mode)
-    transport = Transport(argv, cwd=spec.cwd, env=build_env(spec.env))
+    transport = Transport(argv, cwd=spec.cwd, env=build_env(spec.env, spec.env_extra))
     try:
         transport.start()
     except (OSError, pexpect.ExceptionPexpect) as error:

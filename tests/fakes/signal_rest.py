@@ -184,14 +184,18 @@ class FakeSignalServer(LoopServer):
         """What a linked bot sees when its owner writes in Note to Self on the phone: a sync transcript."""
         return self.sync_sent(self.account, text, timestamp=timestamp)
 
-    def sync_sent(self, destination: str, text: str, *, timestamp: int | None = None,
-                  source_device: int = 1) -> int:
-        """A message the account's owner sent from another device to ``destination``."""
+    def sync_sent(self, destination: str | Group, text: str, *, timestamp: int | None = None,
+                  source_device: int = 1, sender: str | None = None) -> int:
+        """A message the account's owner sent from another device to ``destination`` (a number or a group);
+        ``sender`` puts it in someone else's envelope, as a forger would."""
         ts = timestamp or self.next_timestamp()
-        dest = self.contact(destination)
-        frame = self._envelope(self.account, ts, {"syncMessage": {"sentMessage": {
-            "destination": dest.number, "destinationNumber": dest.number, "destinationUuid": dest.uuid,
-            "timestamp": ts, "message": text, "expiresInSeconds": 0, "viewOnce": False}}})
+        if isinstance(destination, Group):
+            sent = self._data(ts, text, group=destination)
+        else:
+            dest = self.contact(destination)
+            sent = {"destination": dest.number, "destinationNumber": dest.number, "destinationUuid": dest.uuid,
+                    "timestamp": ts, "message": text, "expiresInSeconds": 0, "viewOnce": False}
+        frame = self._envelope(sender or self.account, ts, {"syncMessage": {"sentMessage": sent}})
         frame["envelope"]["sourceDevice"] = source_device
         self.inject(frame)
         return ts

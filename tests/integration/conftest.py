@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ from tests.harness import (
 
 ACCOUNT = "+15550000001"
 ALICE = "+15550000002"  # Signal knows her as alice-uuid; she is authorized by uuid and number
+
+# The knobs of the fake (and recorded real) claude must pass the allowlist of the child's environment.
+CLAUDE_TEST_ENV = "REAL_CLAUDE,FAKE_CLAUDE_LOG,FAKE_CLAUDE_SCENARIO,FAKE_CLAUDE_DELAY"
 
 # Short clocks so crashes are noticed in seconds: a turn whose process stops renewing its lease is
 # interrupted after 3 s, a message taken by a dead worker comes back after 10 s.
@@ -138,6 +142,7 @@ def system(database_url: str, tmp_path: Path, claude_cli: str) -> Iterator[Syste
     home = tmp_path / "home"
     home.mkdir()
     (tmp_path / "logs").mkdir()
+    secret_key = secrets.token_hex(32)  # the installation's: the test publisher signs like the listener
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(home),
@@ -153,11 +158,13 @@ def system(database_url: str, tmp_path: Path, claude_cli: str) -> Iterator[Syste
         "CLAUDE_SIGNAL_DEFAULT_HOST": "hosta",
         "CLAUDE_SIGNAL_IDLE_TIMEOUT": "6",
         "FAKE_CLAUDE_LOG": str(tmp_path / "claude-calls.jsonl"),
+        "CLAUDE_SIGNAL_CLAUDE_ENV": CLAUDE_TEST_ENV,
+        "CLAUDE_SIGNAL_SECRET_KEY": secret_key,
         **FAST,
         **(_real_claude_env(api) if api is not None else {}),
     }
     engine = make_engine(database_url)
-    publisher = Publisher(redis.url)
+    publisher = Publisher(redis.url, secret_key.encode())
     system = System(tmp_path, env, redis, signal, publisher, engine, projects, api)
     try:
         yield system

@@ -74,8 +74,7 @@ def test_rate_limit_is_retried_and_explained(system: System) -> None:
 
 def test_malformed_task_is_logged_not_crashed(system: System) -> None:
     worker = system.worker()
-    system.publisher.app.send_task("command.handle", args=[{"text": "no key"}], queue="shared",
-                                   routing_key="shared")
+    system.publisher.send_task("command.handle", [{"text": "no key"}], queue="shared", routing_key="shared")
     system.publisher.send("/session help")
     system.wait_reply(lambda t: t.startswith("claude-signal commands:"))
     assert "dropped malformed inbound message" in worker.log()
