@@ -23,6 +23,7 @@ from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
 from claude_signal.envelopes import Access, Ignored, to_inbound
 from claude_signal.inbound import InboundMessage
 from claude_signal.signal_api import probe
+from claude_signal.signalbot_fixes import accept_large_frames, tolerate_bad_frames
 from claude_signal.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -167,33 +168,6 @@ class _Reactions(ReactionHandler):
         self.listener.accept(context.message)
 
 
-def tolerate_bad_frames() -> None:
-    """Keep the websocket open when a frame does not parse.
-
-    signalbot 2.x lets a frame that fails validation (signal-cli's ``{"error": …}`` frames among them)
-    escape its producer, which then drops the socket and reconnects; frames the server had already written
-    to the old socket are lost with it, and json-rpc mode keeps no copy. Such a frame is logged and skipped
-    instead, through the skip path signalbot already has for unknown formats.
-    """
-    from pydantic import ValidationError
-    from signalbot import _pipeline
-    from signalbot.messages.parser import UnknownMessageFormatError
-
-    original = getattr(_pipeline, "parse", None)
-    if original is None or getattr(original, "_claude_signal", False):
-        return
-
-    async def parse(signal: Any, raw: str) -> Any:
-        try:
-            return await original(signal, raw)
-        except (ValidationError, ValueError, KeyError) as error:
-            log.warning("skipped a frame signalbot cannot read (%s): %.300s", type(error).__name__, raw)
-            raise UnknownMessageFormatError(str(error)) from None
-
-    parse._claude_signal = True  # type: ignore[attr-defined]
-    _pipeline.parse = parse  # type: ignore[assignment]
-
-
 def bot_config(settings: Settings) -> Config:
     """signalbot wants ``host:port`` and a connection mode instead of a URL."""
     parts = urlsplit(settings.signal_api)
@@ -216,6 +190,7 @@ def run(settings: Settings) -> int:
     forwarder = Forwarder(spool, publisher).start()
     listener = Listener(Access(settings.account, frozenset(settings.authorized)), forwarder)
     tolerate_bad_frames()
+    accept_large_frames(settings.max_frame_bytes or None)
     bot = SignalBot(bot_config(settings))
     bot.register(_Messages(listener))
     bot.register(_Reactions(listener))

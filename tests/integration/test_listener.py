@@ -44,6 +44,11 @@ def inbox_keys(system: System) -> list[str]:
         return list(db.execute(select(Inbox.key).order_by(Inbox.received_at)).scalars())
 
 
+def inbox_texts(system: System) -> list[str]:
+    with DB(system.engine) as db:
+        return [str(text) for text in db.execute(select(Inbox.text)).scalars()]
+
+
 def turn_prompts(system: System) -> list[str]:
     with DB(system.engine) as db:
         return list(db.execute(select(Turn.prompt).order_by(Turn.id)).scalars())
@@ -143,6 +148,22 @@ def test_error_frame_does_not_stop_the_listener(system: System) -> None:
     system.signal.error_frame()
     system.signal.direct(ALICE, "/hosts")
     system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=30)
+
+
+@pytest.mark.transport
+def test_frame_over_a_mebibyte_is_read_and_the_socket_stays(system: System) -> None:
+    """websockets' default limit is 1 MiB; signalbot used it, so one long message closed the socket."""
+    system.worker()
+    listener = system.listener()
+    seen = system.signal.connections
+    huge = "a long paste " + "x" * (3 * 1024 * 1024)
+    system.signal.direct(ALICE, huge)
+    system.signal.direct(ALICE, "/hosts")
+    system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=30)
+    system.wait_reply(lambda t: "no current session" in t.lower(), timeout=30)
+    assert system.signal.connections == seen, "the listener reconnected"
+    assert any(len(t) > 3 * 1024 * 1024 for t in inbox_texts(system))
+    assert listener.proc is not None and listener.proc.poll() is None
 
 
 @pytest.mark.transport
