@@ -21,7 +21,7 @@ from signalbot.context import DataMessageContext, ReactionContext
 from claude_signal.config import ConfigError, Settings
 from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
 from claude_signal.envelopes import Access, Ignored, to_inbound
-from claude_signal.inbound import InboundMessage
+from claude_signal.inbound import InboundMessage, needs_repair
 from claude_signal.signal_api import probe
 from claude_signal.signalbot_fixes import accept_large_frames, tolerate_bad_frames
 from claude_signal.spool import Spool
@@ -59,19 +59,27 @@ class Forwarder:
         self._thread.join(timeout)
 
     def submit(self, msg: InboundMessage) -> bool:
-        """Keep ``msg`` (durably, in order); False when it is a frame already seen."""
+        """Keep ``msg`` (durably, in order); False when it is a frame already seen or cannot be kept.
+
+        The record is built and encoded before any bookkeeping moves: a message that cannot be journaled
+        must not become the predecessor its successors in the conversation wait for.
+        """
         if msg.key in self._recent:
+            return False
+        after = self._last_in_conversation.get(msg.conversation) if msg.kind != "reaction" else None
+        record = msg.model_copy(update={"after": after}).model_dump(mode="json")
+        try:
+            line = self.spool.encode(record)
+        except ValueError as error:  # the model repairs text, so this is a bug: say so, keep the chain intact
+            log.error("refused %s from %s: it cannot be journaled (%s)", msg.key, msg.sender, error)
             return False
         self._recent[msg.key] = None
         if len(self._recent) > RECENT_KEYS:
             self._recent.popitem(last=False)
         if msg.kind != "reaction":
-            after = self._last_in_conversation.get(msg.conversation)
             self._last_in_conversation[msg.conversation] = msg.key
-            msg = msg.model_copy(update={"after": after})
-        record = msg.model_dump(mode="json")
         try:
-            self.spool.append(record)
+            self.spool.append(line)
         except OSError as error:  # a full or broken disk: keep it in memory rather than drop it
             log.error("cannot journal %s (%s); holding it in memory until it is published", msg.key, error)
             with self._lock:
@@ -143,6 +151,8 @@ class Listener:
 
     def accept(self, event: Any) -> InboundMessage | None:
         result = to_inbound(event, self.access)
+        if not isinstance(result, Ignored) and needs_repair(getattr(event, "text", None)):
+            log.warning("repaired the text of %s: lone UTF-16 surrogates replaced by U+FFFD", result.key)
         if isinstance(result, Ignored):
             log.log(logging.WARNING if result.notable else logging.DEBUG, "dropped Signal message at %s: %s",
                     getattr(event, "timestamp", "?"), result.reason)

@@ -42,9 +42,14 @@ class Spool:
         with self._lock:
             self._file.close()
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Durably add one record (it survives a crash of the listener or of the machine)."""
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    @staticmethod
+    def encode(record: dict[str, Any]) -> bytes:
+        """One journal line; raises ``ValueError`` for a record that cannot be written (before anything is)."""
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+    def append(self, record: dict[str, Any] | bytes) -> None:
+        """Durably add one record or encoded line (it survives a crash of the listener or of the machine)."""
+        line = record if isinstance(record, bytes) else self.encode(record)
         with self._lock:
             self._file.write(line)
             self._file.flush()

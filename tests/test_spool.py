@@ -118,3 +118,28 @@ def test_a_full_disk_does_not_lose_the_message(tmp_path: Path) -> None:
     with forwarding(tmp_path, spool=FullDiskSpool) as (forwarder, redis):
         assert forwarder.submit(message(1))
         wait_until(lambda: queued_keys(redis) == ["in:alice:1001"], message="the held message to be published")
+
+
+def published(redis: RedisServer) -> list[dict]:  # type: ignore[type-arg]
+    bodies = [json.loads(m) for m in reversed(redis.client().lrange("shared", 0, -1))]
+    return [json.loads(base64.b64decode(b["body"]))[0][0] for b in bodies]
+
+
+def test_a_lone_surrogate_is_repaired_and_keeps_the_chain(tmp_path: Path) -> None:
+    """JSON can carry "\\ud800", which no UTF-8 encoder takes: it once raised after the chain had moved."""
+    with forwarding(tmp_path) as (forwarder, redis):
+        bad = InboundMessage.build(sender="alice", conversation="alice", timestamp=1001, text="half \ud800 a pair")
+        assert forwarder.submit(bad)
+        assert forwarder.submit(message(2))
+        wait_until(lambda: len(queued_keys(redis)) == 2, message="both published")
+        first, second = published(redis)
+        assert first["text"] == "half \ufffd a pair"
+        assert second["after"] == "alice:1001" == first["key"]
+        assert forwarder.spool.backlog() == 0
+
+
+def test_repair_keeps_well_formed_text_and_joins_split_pairs() -> None:
+    from claude_signal.inbound import repair_text
+
+    assert repair_text("plain ✓ 😀") == "plain ✓ 😀"
+    assert repair_text("\ud83d\ude00 \udfff") == "😀 \ufffd"
