@@ -14,6 +14,7 @@ TASK_MODULES = ["tasks.commands", "tasks.sessions", "tasks.outbox", "tasks.recov
 app = Celery("claude_signal", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
 
-from claude_signal import worker_hooks  # noqa: E402  (connects the worker signals to this app)
+from claude_signal import inbox_acks, worker_hooks  # noqa: E402  (connect the worker signals to this app)
 
 worker_hooks.install(app)
+inbox_acks.install(app)

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # The Signal edge and the hand-off from the listener to the workers.
     max_frame_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="largest websocket frame the "
                                  "listener reads from signal-cli-rest-api; 0 means no limit")
+    republish_after: float = Field(default=30.0, gt=0, description="the listener publishes a message again "
+                                   "when the inbox has not acknowledged it within this many seconds")
 
     @field_validator("authorized", mode="before")
     @classmethod

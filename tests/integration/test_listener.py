@@ -113,6 +113,22 @@ def test_broker_outage_loses_nothing_and_keeps_order(system: System) -> None:
     wait_until(lambda: spool.stat().st_size == 0, message="the spool to empty")
 
 
+def test_a_message_lost_in_the_broker_still_gets_its_reply(system: System) -> None:
+    """Published is not delivered: a copy that dies in kombu's hand-off (popped, never recorded unacked) is
+    published again by the listener, which keeps its journal record until a worker says the inbox has it."""
+    listener = system.listener(CLAUDE_SIGNAL_REPUBLISH_AFTER="2")
+    broker = system.redis.client()
+    system.signal.direct(ALICE, "/hosts")
+    wait_until(lambda: broker.llen("shared") == 1, message="the listener to publish")
+    assert broker.delete("shared") == 1  # taken off the list by a worker that died before recording it
+    system.worker()
+    system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=40)
+    spool = Path(system.env["CLAUDE_SIGNAL_HOME"]) / "listener-spool.jsonl"
+    wait_until(lambda: spool.stat().st_size == 0, timeout=20, message="the acknowledged record to leave")
+    assert "publishing it again" in listener.log()
+    assert len(system.replies()) == 1
+
+
 @pytest.mark.transport
 def test_listener_restart_replays_its_spool(system: System) -> None:
     listener = system.listener()  # no broker while it reads
