@@ -15,6 +15,8 @@ app = Celery("claude_signal", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
 
 from claude_signal import inbox_acks, worker_hooks  # noqa: E402  (connect the worker signals to this app)
+from claude_signal.kombu_fixes import survive_broker_restart  # noqa: E402
 
 worker_hooks.install(app)
 inbox_acks.install(app)
+survive_broker_restart()

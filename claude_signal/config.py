@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # The Signal edge and the hand-off from the listener to the workers.
     max_frame_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="largest websocket frame the "
                                  "listener reads from signal-cli-rest-api; 0 means no limit")
+    embedded_broker_port: int = Field(default=0, ge=0, le=65535, description="loopback port of the Redis "
+                                      "`up` runs; 0 picks a free one once and keeps it in HOME")
     republish_after: float = Field(default=30.0, gt=0, description="the listener publishes a message again "
                                    "when the inbox has not acknowledged it within this many seconds")
 
@@ -130,7 +132,10 @@ class Settings(BaseSettings):
 
     @property
     def embedded_broker_url(self) -> str:
-        return f"redis+socket://{self.home / 'redis.sock'}"
+        """Loopback TCP, as ``up`` recorded it in HOME (see :mod:`claude_signal.embedded_broker`)."""
+        from claude_signal.embedded_broker import recorded_url
+
+        return recorded_url(self.home, self.embedded_broker_port)
 
     @property
     def resolved_broker_url(self) -> str:

