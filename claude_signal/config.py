@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     attachment_over: int = Field(default=8000, ge=2000, description="send replies longer than this (bytes) "
                                                                    "as a text attachment with a preview")
 
+    # PostgreSQL: fail a dead or blackholed server in seconds, never stall a process for good.
+    db_connect_timeout: float = Field(default=10.0, gt=0, description="seconds to open a connection")
+    db_statement_timeout: float = Field(default=60.0, gt=0, description="longest statement (lock waits too)")
+
     # The Signal edge and the hand-off from the listener to the workers.
     max_frame_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="largest websocket frame the "
                                  "listener reads from signal-cli-rest-api; 0 means no limit")
