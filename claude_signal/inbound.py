@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 COMMAND_TASK = "command.handle"
 
@@ -19,6 +19,20 @@ MessageKind = Literal["message", "edit", "reaction"]
 def idempotency_key(sender: str, timestamp: int) -> str:
     """Signal gives every message a sender and a millisecond timestamp; together they name it uniquely."""
     return f"{sender}:{timestamp}"
+
+
+def repair_text(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate replaced by U+FFFD; well-formed text comes back unchanged.
+
+    JSON may carry a lone surrogate (``"\\ud800"``) that Python decodes but no UTF-8 encoder accepts, so the
+    journal, the broker and the database would each fail on it. Pairs that belong together are joined.
+    """
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def needs_repair(text: str | None) -> bool:
+    """True when ``text`` holds a surrogate code point, which a Python string holds only unpaired or split."""
+    return text is not None and any("\ud800" <= c <= "\udfff" for c in text)
 
 
 def task_id_for(key: str) -> str:
@@ -46,6 +60,12 @@ class InboundMessage(BaseModel):
     note_to_self: bool = Field(default=False, description="the account's owner writing to their own number")
     after: str | None = Field(default=None, description="key of the message read just before it in the same "
                                                         "conversation: handled first, so order holds")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _encodable(cls, value: object) -> object:
+        """Every string in the contract can be written as UTF-8, whatever the frame held."""
+        return repair_text(value) if isinstance(value, str) and needs_repair(value) else value
 
     @classmethod
     def build(cls, *, sender: str, conversation: str, timestamp: int, text: str = "", **extra) -> InboundMessage:

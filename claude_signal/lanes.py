@@ -9,22 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
 
-_clients: dict[tuple[int, str], redis.Redis] = {}
-
-
-def _client(broker_url: str) -> redis.Redis:
-    key = (os.getpid(), broker_url)
-    client = _clients.get(key)
-    if client is None:
-        client = _clients[key] = redis.Redis.from_url(broker_url.replace("redis+socket://", "unix://"),
-                                                       socket_timeout=5, socket_connect_timeout=5)
-    return client
+from claude_signal.broker_redis import client as _client
 
 
 def lane_name(recipient: str) -> str:

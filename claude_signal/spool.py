@@ -1,9 +1,10 @@
 """The listener's journal: every message read from Signal is written here before anything else happens.
 
 signal-cli-rest-api in json-rpc mode keeps nothing, so once the listener has read a message it alone holds
-it. Each record is one JSON line, flushed and fsynced; a cursor file says how far the broker has taken
-them. Publishing walks from the cursor in order, so a broker outage or a listener restart only delays
-messages. A record published twice (a crash between publish and cursor) collapses on its idempotency key.
+it. Each record is one JSON line, flushed and fsynced; a cursor file says up to where the inbox holds
+them (the forwarder learns that from the workers' acknowledgements). After a restart publishing starts
+again at the cursor, so a broker outage, a lost hand-off or a listener restart only delays messages; a
+record published twice collapses on its idempotency key.
 """
 
 from __future__ import annotations
@@ -42,9 +43,14 @@ class Spool:
         with self._lock:
             self._file.close()
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Durably add one record (it survives a crash of the listener or of the machine)."""
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    @staticmethod
+    def encode(record: dict[str, Any]) -> bytes:
+        """One journal line; raises ``ValueError`` for a record that cannot be written (before anything is)."""
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+    def append(self, record: dict[str, Any] | bytes) -> None:
+        """Durably add one record or encoded line (it survives a crash of the listener or of the machine)."""
+        line = record if isinstance(record, bytes) else self.encode(record)
         with self._lock:
             self._file.write(line)
             self._file.flush()
@@ -57,11 +63,16 @@ class Spool:
             return 0
         return cursor if cursor <= size else 0  # a compacted journal starts again at 0
 
-    def pending(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Records not yet taken by the broker, oldest first, each with the offset just past it."""
+    def cursor(self) -> int:
+        """Where the records not yet acknowledged begin."""
+        with self._lock:
+            return self._cursor(self.path.stat().st_size)
+
+    def pending(self, start: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Records from ``start`` (default: the cursor), oldest first, each with the offset just past it."""
         with self._lock:
             size = self.path.stat().st_size
-            start = self._cursor(size)
+            start = self._cursor(size) if start is None else start
         if start >= size:
             return
         with open(self.path, "rb") as journal:
@@ -81,8 +92,11 @@ class Spool:
                     log.error("spool %s holds an unreadable record at %d; skipping it", self.path, offset)
                     yield offset, {}
 
-    def commit(self, offset: int) -> None:
-        """Everything before ``offset`` is in the broker; when that is everything, start the file afresh."""
+    def commit(self, offset: int) -> int:
+        """Everything before ``offset`` is in the inbox; when that is everything, start the file afresh.
+
+        Returns the cursor as stored: 0 when the file was emptied, so readers start again at its head.
+        """
         with self._lock:
             size = self.path.stat().st_size
             if offset >= size:
@@ -91,7 +105,8 @@ class Spool:
             tmp = self.cursor_path.with_name(self.cursor_path.name + ".tmp")
             tmp.write_text(str(offset))
             os.replace(tmp, self.cursor_path)
+            return offset
 
     def backlog(self) -> int:
-        """How many records wait for the broker."""
+        """How many records the inbox has not acknowledged yet."""
         return sum(1 for _ in self.pending())

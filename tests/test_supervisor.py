@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from claude_signal.supervisor import Child, Supervisor
@@ -41,3 +42,30 @@ def test_child_that_ignores_sigterm_is_killed_after_its_timeout(tmp_path: Path) 
     wait_until(ready.exists, message="the child to ignore SIGTERM")
     child.stop()
     assert not child.alive() and child.proc is not None and child.proc.returncode == -signal.SIGKILL
+
+
+def _crash(child: Child) -> None:
+    assert child.proc is not None
+    os.kill(child.proc.pid, signal.SIGKILL)
+    child.proc.wait(10)
+
+
+def test_backoff_resets_after_a_stable_run() -> None:
+    """Five crashes once made every later restart wait 16-30 s, however long the child had run."""
+    child = Child("a", SLEEPER)
+    supervisor = Supervisor([child], max_backoff=30.0, stable_after=60.0)
+    child.start()
+    try:
+        for _ in range(5):  # crashes in a row: the pause grows
+            _crash(child)
+            supervisor._tend()
+            child.next_start = 0.0  # skip the pause itself: the test looks at the count, not the clock
+            child.start()
+        assert child.restarts == 5
+        child.started_at -= 61.0  # as if this run had lasted a minute
+        _crash(child)
+        supervisor._tend()
+        assert child.restarts == 1
+        assert child.next_start - time.monotonic() <= 1.0  # the first pause again, not 16 s
+    finally:
+        child.stop()

@@ -3,6 +3,8 @@
 SQLite: WAL so readers never block the writer, a busy timeout so writers queue instead of failing, foreign
 keys on, and ``BEGIN IMMEDIATE`` so a transaction takes the write lock up front (a deferred one that reads
 first and writes later can fail with "database is locked" no matter the timeout).
+PostgreSQL: a connect timeout, a statement timeout and TCP keepalives, so a blackholed server or network
+fails a connection in seconds instead of stalling a heartbeat thread or a pool process for good.
 Prefork children inherit the parent's engine; :func:`get_engine` notices the new pid and starts afresh.
 """
 
@@ -38,8 +40,30 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """A new engine for ``url``; creates the SQLite file's directory when needed."""
+def postgres_connect_args(connect_timeout: float, statement_timeout: float) -> dict[str, object]:
+    """libpq options: give up connecting, running a statement, or hearing from a silent peer."""
+    statement_ms = int(statement_timeout * 1000)
+    return {
+        "connect_timeout": max(2, round(connect_timeout)),  # libpq's minimum is 2 s
+        "options": f"-c statement_timeout={statement_ms}",
+        "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+        "tcp_user_timeout": statement_ms + 10000,  # sent data unacknowledged this long: the peer is gone
+    }
+
+
+def _configured_timeouts() -> tuple[float, float]:
+    from claude_signal.config import get_settings
+
+    settings = get_settings()
+    return settings.db_connect_timeout, settings.db_statement_timeout
+
+
+def make_engine(url: str, *, connect_timeout: float | None = None, statement_timeout: float | None = None
+                ) -> Engine:
+    """A new engine for ``url``; creates the SQLite file's directory when needed.
+
+    PostgreSQL timeouts default to the ``DB_CONNECT_TIMEOUT`` and ``DB_STATEMENT_TIMEOUT`` settings.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -49,7 +73,13 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    if connect_timeout is None or statement_timeout is None:
+        configured = _configured_timeouts()
+        connect_timeout = configured[0] if connect_timeout is None else connect_timeout
+        statement_timeout = configured[1] if statement_timeout is None else statement_timeout
+    postgres = parsed.get_backend_name() == "postgresql"  # libpq under psycopg: these are its options
+    connect_args = postgres_connect_args(connect_timeout, statement_timeout) if postgres else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
 
 
 def get_engine(url: str) -> Engine:

@@ -44,6 +44,11 @@ def inbox_keys(system: System) -> list[str]:
         return list(db.execute(select(Inbox.key).order_by(Inbox.received_at)).scalars())
 
 
+def inbox_texts(system: System) -> list[str]:
+    with DB(system.engine) as db:
+        return [str(text) for text in db.execute(select(Inbox.text)).scalars()]
+
+
 def turn_prompts(system: System) -> list[str]:
     with DB(system.engine) as db:
         return list(db.execute(select(Turn.prompt).order_by(Turn.id)).scalars())
@@ -108,6 +113,22 @@ def test_broker_outage_loses_nothing_and_keeps_order(system: System) -> None:
     wait_until(lambda: spool.stat().st_size == 0, message="the spool to empty")
 
 
+def test_a_message_lost_in_the_broker_still_gets_its_reply(system: System) -> None:
+    """Published is not delivered: a copy that dies in kombu's hand-off (popped, never recorded unacked) is
+    published again by the listener, which keeps its journal record until a worker says the inbox has it."""
+    listener = system.listener(CLAUDE_SIGNAL_REPUBLISH_AFTER="2")
+    broker = system.redis.client()
+    system.signal.direct(ALICE, "/hosts")
+    wait_until(lambda: broker.llen("shared") == 1, message="the listener to publish")
+    assert broker.delete("shared") == 1  # taken off the list by a worker that died before recording it
+    system.worker()
+    system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=40)
+    spool = Path(system.env["CLAUDE_SIGNAL_HOME"]) / "listener-spool.jsonl"
+    wait_until(lambda: spool.stat().st_size == 0, timeout=20, message="the acknowledged record to leave")
+    assert "publishing it again" in listener.log()
+    assert len(system.replies()) == 1
+
+
 @pytest.mark.transport
 def test_listener_restart_replays_its_spool(system: System) -> None:
     listener = system.listener()  # no broker while it reads
@@ -143,6 +164,22 @@ def test_error_frame_does_not_stop_the_listener(system: System) -> None:
     system.signal.error_frame()
     system.signal.direct(ALICE, "/hosts")
     system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=30)
+
+
+@pytest.mark.transport
+def test_frame_over_a_mebibyte_is_read_and_the_socket_stays(system: System) -> None:
+    """websockets' default limit is 1 MiB; signalbot used it, so one long message closed the socket."""
+    system.worker()
+    listener = system.listener()
+    seen = system.signal.connections
+    huge = "a long paste " + "x" * (3 * 1024 * 1024)
+    system.signal.direct(ALICE, huge)
+    system.signal.direct(ALICE, "/hosts")
+    system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=30)
+    system.wait_reply(lambda t: "no current session" in t.lower(), timeout=30)
+    assert system.signal.connections == seen, "the listener reconnected"
+    assert any(len(t) > 3 * 1024 * 1024 for t in inbox_texts(system))
+    assert listener.proc is not None and listener.proc.poll() is None
 
 
 @pytest.mark.transport

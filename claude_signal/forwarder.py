@@ -1,0 +1,182 @@
+"""Moves journaled messages to the broker, in order, and keeps each until the inbox has it.
+
+Publishing is not delivery: kombu takes a message off the Redis list and records it as unacknowledged in
+two steps, so a worker killed in between loses it, and json-rpc Signal keeps no copy. So a record stays in
+the journal, "in flight", until a worker acknowledges that the inbox holds it
+(:mod:`claude_signal.inbox_acks`); one not acknowledged within ``republish_after`` seconds is published
+again, then after twice that, and so on up to ``MAX_REPUBLISH_FACTOR`` times the bound (a long worker
+outage must not fill the queue with copies). The inbox makes every extra copy a no-op. While records are in
+flight the thread looks for acknowledgements every ``check_every`` seconds (one pipelined round trip);
+with nothing in flight it sleeps until a message arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
+from claude_signal.inbound import InboundMessage
+from claude_signal.spool import Spool
+
+log = logging.getLogger(__name__)
+
+RECENT_KEYS = 2048
+MAX_REPUBLISH_FACTOR = 16
+
+
+@dataclass
+class Flight:
+    """A published record the inbox has not acknowledged yet."""
+
+    record: dict[str, Any]
+    start: int | None  # where it begins in the journal; None when the disk failed and it lives in memory
+    due: float  # monotonic time of the next re-publish
+    wait: float  # the pause before that one
+
+
+class Forwarder:
+    """Journal first, then publish in order from a thread of its own; an outage or a lost copy only delays."""
+
+    def __init__(self, spool: Spool, publisher: InboundPublisher, *, max_backoff: float = 5.0,
+                 republish_after: float = 30.0, check_every: float = 1.0) -> None:
+        self.spool = spool
+        self.publisher = publisher
+        self.max_backoff = max_backoff
+        self.republish_after = republish_after
+        self.check_every = min(check_every, republish_after)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
+        self._last_in_conversation: dict[str, str] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._unjournaled: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._flights: OrderedDict[str, Flight] = OrderedDict()
+        self._read = spool.cursor()  # journal offset up to which records have been published
+        self._committed = self._read
+
+    def start(self) -> Forwarder:
+        self._thread.start()
+        self._wake.set()  # replay what a previous run left
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after one last attempt to hand over what is spooled; the rest waits for the next start."""
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def in_flight(self) -> int:
+        return len(self._flights)
+
+    def submit(self, msg: InboundMessage) -> bool:
+        """Keep ``msg`` (durably, in order); False when it is a frame already seen or cannot be kept.
+
+        The record is built and encoded before any bookkeeping moves: a message that cannot be journaled
+        must not become the predecessor its successors in the conversation wait for.
+        """
+        if msg.key in self._recent:
+            return False
+        after = self._last_in_conversation.get(msg.conversation) if msg.kind != "reaction" else None
+        record = msg.model_copy(update={"after": after}).model_dump(mode="json")
+        try:
+            line = self.spool.encode(record)
+        except ValueError as error:  # the model repairs text, so this is a bug: say so, keep the chain intact
+            log.error("refused %s from %s: it cannot be journaled (%s)", msg.key, msg.sender, error)
+            return False
+        self._recent[msg.key] = None
+        if len(self._recent) > RECENT_KEYS:
+            self._recent.popitem(last=False)
+        if msg.kind != "reaction":
+            self._last_in_conversation[msg.conversation] = msg.key
+        try:
+            self.spool.append(line)
+        except OSError as error:  # a full or broken disk: keep it in memory rather than drop it
+            log.error("cannot journal %s (%s); holding it in memory until the inbox has it", msg.key, error)
+            with self._lock:
+                self._unjournaled.append(record)
+        self._wake.set()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.check_every if self._flights else None)
+            self._wake.clear()
+            stopping = self._stopping.is_set()
+            try:
+                self._drain(final=stopping)
+            except Exception:  # the forwarder must outlive any one failure; it retries
+                log.exception("forwarding failed; retrying in a second")
+                if not self._stopping.wait(1.0):
+                    self._wake.set()
+            if stopping:
+                return
+
+    def _drain(self, *, final: bool = False) -> None:
+        delay = 0.2
+        outage_logged = False
+        while True:
+            try:
+                count = self._publish_new()
+                self._settle()
+            except BrokerUnavailable as error:
+                if not outage_logged:
+                    log.warning("broker unreachable (%s); %d message(s) kept in %s until it is back",
+                                error, self.spool.backlog(), self.spool.path)
+                    outage_logged = True
+                if final or self._stopping.wait(delay):
+                    return
+                delay = min(self.max_backoff, delay * 2)
+                continue
+            if outage_logged:
+                log.info("broker is back; replayed the spooled messages (%d this pass)", count)
+            return
+
+    def _fly(self, record: dict[str, Any], start: int | None) -> None:
+        key = record.get("key")
+        if not isinstance(key, str) or key in self._flights:
+            return  # a copy of a record already in flight: its acknowledgement covers both
+        self.publisher.publish(record)
+        now = time.monotonic()
+        self._flights[key] = Flight(record, start, now + self.republish_after, self.republish_after)
+
+    def _publish_new(self) -> int:
+        count = 0
+        for end, record in self.spool.pending(self._read):
+            if record:  # an unreadable record is logged by the spool and skipped
+                self._fly(record, self._read)
+                count += 1
+            self._read = end
+        with self._lock:
+            held = list(self._unjournaled)
+        for record in held:  # read after the journaled ones, when the disk failed
+            self._fly(record, None)
+            count += 1
+            with self._lock:
+                self._unjournaled.remove(record)
+        return count
+
+    def _settle(self) -> None:
+        """Forget what the inbox has, re-publish what is overdue, move the journal's cursor."""
+        for key in self.publisher.acknowledged(list(self._flights)):
+            del self._flights[key]
+        now = time.monotonic()
+        for key, flight in self._flights.items():
+            if now >= flight.due:
+                log.warning("%s is not in the inbox %.0fs after it was published; publishing it again",
+                            key, flight.wait)
+                self.publisher.publish(flight.record)
+                flight.wait = min(flight.wait * 2, self.republish_after * MAX_REPUBLISH_FACTOR)
+                flight.due = now + flight.wait
+        open_starts = [f.start for f in self._flights.values() if f.start is not None]
+        cursor = min(open_starts, default=self._read)
+        if cursor != self._committed:  # one cursor write per change, not per pass
+            stored = self.spool.commit(cursor)
+            if stored != cursor:  # emptied: everything read was acknowledged
+                self._read = stored
+            self._committed = stored
