@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from claude_signal.zones import is_zone, machine_zone
+
 ENV_PREFIX = "CLAUDE_SIGNAL_"
 BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://")
 
@@ -85,6 +87,15 @@ class Settings(BaseSettings):
     republish_after: float = Field(default=30.0, gt=0, description="the listener publishes a message again "
                                    "when the inbox has not acknowledged it within this many seconds")
 
+    # Scheduled prompts (/every, /at).
+    timezone: str = Field(default_factory=machine_zone, description="time zone of schedule times like 09:00")
+    schedule_tick: float = Field(default=15.0, gt=0, le=60, description="how often beat asks the workers for "
+                                 "due schedules; a run starts at most this late")
+    schedule_min_interval: float = Field(default=60.0, ge=1, description="TEST ONLY: the shortest /every "
+                                         "interval and /at delay; users get one minute")
+    schedule_clock_offset: float = Field(default=0.0, description="TEST ONLY: seconds added to the clock "
+                                         "schedules are judged by, to simulate an outage without waiting")
+
     @field_validator("authorized", mode="before")
     @classmethod
     def _authorized_csv(cls, value: object) -> object:
@@ -107,6 +118,13 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if not is_zone(value.strip()):
+            raise ValueError("must be an IANA time zone name such as Europe/Berlin or UTC")
+        return value.strip()
 
     @field_validator("host")
     @classmethod

@@ -272,3 +272,55 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_heartbeat: Mapped[datetime] = mapped_column(default=utcnow)
     stopped_at: Mapped[datetime | None]
+
+
+class ScheduleStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"  # /pause: kept, not run until /resume
+    DONE = "DONE"  # an /at that ran
+    CANCELLED = "CANCELLED"  # /unschedule
+
+
+class Schedule(Base):
+    """A prompt that runs by itself (``/every``, ``/at``) as a queued turn of the session it belongs to.
+
+    ``next_run_at`` is the occurrence still owed; it moves on only when a run for it exists, so an outage
+    leaves it in the past and the next tick makes one catch-up run of it.
+    """
+
+    __tablename__ = "schedule"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("session.id"), index=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    conversation: Mapped[str] = mapped_column(String(128), index=True)
+    spec: Mapped[str] = mapped_column(Text, doc="canonical: 'interval <s>', 'cron <5 fields>', 'once <iso>'")
+    label: Mapped[str] = mapped_column(Text, doc="what the user typed, as lists show it")
+    prompt: Mapped[str] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64), doc="cron fields are read in this zone")
+    status: Mapped[str] = mapped_column(String(16), default=ScheduleStatus.ACTIVE)
+    anchor_at: Mapped[datetime] = mapped_column(doc="intervals count from here")
+    next_run_at: Mapped[datetime | None]
+    last_run_at: Mapped[datetime | None]
+    blocked_status: Mapped[str | None] = mapped_column(String(16), doc="the session state the user was told "
+                                                                       "this schedule waits for, once")
+    origin_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_schedule_status_next", "status", "next_run_at"),)
+
+
+class ScheduleRun(Base):
+    """One occurrence of a schedule that ran: its key (schedule and occurrence) makes it exactly once,
+    however many beats or workers reach it."""
+
+    __tablename__ = "schedule_run"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    schedule_id: Mapped[str] = mapped_column(ForeignKey("schedule.id"), index=True)
+    occurrence_at: Mapped[datetime]
+    turn_id: Mapped[int | None] = mapped_column(ForeignKey("turn.id"), index=True)
+    missed: Mapped[int] = mapped_column(Integer, default=0, doc="occurrences this catch-up run stands for")
+    catch_up: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
