@@ -73,6 +73,14 @@ task_queues = (
 task_routes = {
     "command.*": {"queue": SHARED_QUEUE},
     "outbox.*": {"queue": SHARED_QUEUE},
+    "schedules.*": {"queue": SHARED_QUEUE},
+}
+
+# Beat (``claude-signal beat``) only ticks: the schedules themselves live in the database, so several beats
+# are harmless and a tick that waited out an outage in the queue expires rather than piling up.
+beat_schedule = {
+    "schedules.tick": {"task": "schedules.tick", "schedule": _settings.schedule_tick,
+                       "options": {"queue": SHARED_QUEUE, "expires": _settings.schedule_tick * 2}},
 }
 
 worker_hijack_root_logger = False

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-TASK_MODULES = ["tasks.commands", "tasks.sessions", "tasks.outbox", "tasks.recovery", "tasks.turns"]
+TASK_MODULES = ["tasks.commands", "tasks.sessions", "tasks.outbox", "tasks.recovery", "tasks.turns",
+                "tasks.schedules"]
 
 app = Celery("claude_signal", include=TASK_MODULES, task_cls="claude_signal.signing:SignedTask")
 app.config_from_object("celeryconfig")

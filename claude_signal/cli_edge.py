@@ -1,4 +1,5 @@
-"""Subcommands for the Signal edge: ``listen`` (the listener alone) and ``up`` (everything on one machine)."""
+"""Subcommands for the Signal edge: ``listen`` (the listener alone), ``beat`` (the schedules' clock) and ``up``
+(everything on one machine)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ def _listen(settings: Settings, _args: argparse.Namespace) -> int:
     from claude_signal.listener import run
 
     return run(settings)
+
+
+def _beat(settings: Settings, _args: argparse.Namespace) -> int:
+    from claude_signal import beat
+
+    return beat.run(settings)
 
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
@@ -86,6 +93,9 @@ def _up(settings: Settings, args: argparse.Namespace) -> int:
     children.extend(plane_children(settings, "worker", args.concurrency, env, logs))
     children.append(Child("listener", [sys.executable, "-m", "claude_signal.cli", "listen"], env,
                           logs / "listener.log"))
+    from claude_signal import beat
+
+    children.append(beat.child(env, logs))  # ticks the scheduled prompts
     if flower is not None:
         children.append(flower)
     print(f"claude-signal is up on {settings.host}: data in {settings.home}, logs in {logs}. Ctrl-C stops it.\n"
@@ -118,7 +128,8 @@ def _flower_child(address: str, settings: Settings, env: dict[str, str], logs: P
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sub.add_parser("listen", help="read Signal and queue each message for the workers").set_defaults(func=_listen)
-    up = sub.add_parser("up", help="run everything on this machine: broker, migrations, worker, listener")
+    sub.add_parser("beat", help="tick scheduled prompts (/every, /at); `up` runs it").set_defaults(func=_beat)
+    up = sub.add_parser("up", help="run everything on this machine: broker, migrations, worker, listener, beat")
     up.add_argument("--concurrency", "-c", type=int, default=2,
                     help="control-plane worker processes (default 2); turn slots are CLAUDE_SIGNAL_MAX_TURNS")
     up.add_argument("--flower", nargs="?", const="127.0.0.1:5555", metavar="[HOST:]PORT",

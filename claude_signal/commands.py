@@ -196,3 +196,16 @@ _TOP_LEVEL = {
     "deny": _deny,
     "mode": _mode,
 }
+
+
+def _schedule(word: str):  # type: ignore[no-untyped-def]
+    from claude_signal import schedule_commands
+
+    def build(rest: str) -> Command:
+        parsed = schedule_commands.parse(word, rest)
+        return Usage(parsed) if isinstance(parsed, str) else parsed  # type: ignore[return-value]
+
+    return build
+
+
+_TOP_LEVEL.update({word: _schedule(word) for word in ("every", "at", "schedules", "unschedule", "pause", "resume")})

@@ -34,6 +34,7 @@ from claude_signal.db.upsert import insert_or_ignore
 from claude_signal.ids import new_claude_session_id, new_session_id
 from claude_signal.inbound import InboundMessage
 from claude_signal.lifecycle import InvalidTransition, transition
+from claude_signal.schedule_commands import ScheduleCommand
 from claude_signal.wakeups import SESSION_RESUME, SESSION_START, Wakeup, Wakeups, host_queue, next_turn
 from claude_signal.workers import host_state, host_states
 
@@ -195,6 +196,10 @@ def _dispatch(db: DB, msg: InboundMessage, command: c.Command, ctx: Context, wak
             reply(db, wakeups, msg, text)
         case c.Unknown(word):
             reply(db, wakeups, msg, replies.unknown_command(word))
+        case ScheduleCommand():
+            from claude_signal.schedules import run_command
+
+            reply(db, wakeups, msg, run_command(db, msg, command, ctx.settings))
         case _:
             from claude_signal import conversation_control  # turn-level commands
 
@@ -355,9 +360,12 @@ def _status(db: DB, msg: InboundMessage, ctx: Context) -> str:
     pending = db.execute(select(func.count()).select_from(Approval).where(
         Approval.session_id == session.id, Approval.status == ApprovalStatus.PENDING)).scalar_one()
     wait = _slot_wait(db, session.host, ctx) if queued and not running else None
+    from claude_signal.schedules import next_run_line
+
     return replies.status(view(session, current=True), running=running and replies.clip(running, 80),
                           queued=queued, pending_approvals=pending, mode=session.permission_mode,
-                          approve_all=session.approve_all, slot_wait=wait)
+                          approve_all=session.approve_all, slot_wait=wait,
+                          next_scheduled=next_run_line(db, session.id, ctx.settings))
 
 
 def _slot_wait(db: DB, host: str, ctx: Context) -> str | None:

@@ -23,6 +23,9 @@ HELP = """claude-signal commands:
 /approve none          ask again before each tool (undoes /approve all)
 /deny [id] [reason]    refuse it
 /mode <default|acceptEdits|plan|bypassPermissions>
+/every <when> <prompt> run a prompt on a schedule (30m, 2h, daily 09:00, weekdays 09:00, "cron")
+/at <time> <prompt>    run one once (18:30, in 10m, tomorrow 08:00)
+/schedules             list them; /unschedule, /pause, /resume <schedule id>
 Anything else is a message to Claude in the current session."""
 
 
@@ -137,7 +140,8 @@ def session_list(views: Sequence[SessionView], *, include_ended: bool) -> str:
 
 
 def status(view: SessionView | None, *, running: str | None, queued: int, pending_approvals: int,
-           mode: str = "default", approve_all: bool = False, slot_wait: str | None = None) -> str:
+           mode: str = "default", approve_all: bool = False, slot_wait: str | None = None,
+           next_scheduled: str | None = None) -> str:
     if view is None:
         return no_current_session()
     lines = [f"Session {view.id}: {view.status.lower()} on {view.host} in {view.project_path}",
@@ -151,6 +155,8 @@ def status(view: SessionView | None, *, running: str | None, queued: int, pendin
         lines.append(slot_wait)
     if pending_approvals:
         lines.append(f"Waiting for you: {pending_approvals} approval(s); /approve or /deny")
+    if next_scheduled:
+        lines.append(next_scheduled)
     if view.status == SessionStatus.PAUSED:
         lines.append(f"Paused: your next message, or /session resume {view.id}, continues it.")
     return "\n".join(lines)

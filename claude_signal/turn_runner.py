@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_signal import replies, runtime, turns
+from claude_signal import replies, runtime, schedule_runs, turns
 from claude_signal.claude import driver as claude_driver
 from claude_signal.claude import protocol as p
 from claude_signal.claude.summaries import format_cost_line, result_error_text, tool_summary
@@ -259,6 +259,7 @@ def run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
 
 def _run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
     hooks = DatabaseHooks(turn=turn, settings=settings)
+    schedule_runs.announce(turn.turn_id, turn.conversation, hooks.wakeups)  # marks a scheduled turn's answer
     try:
         outcome = claude_driver.run_turn(spec_for(turn, settings), hooks)
     except PathRejected as why:  # claude never runs in a directory that no longer passes
