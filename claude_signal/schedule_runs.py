@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DB
 
 from claude_signal import outbox, runtime
@@ -27,7 +28,6 @@ from claude_signal.db.models import (
     TurnStatus,
     utcnow,
 )
-from claude_signal.db.upsert import insert_or_ignore
 from claude_signal.schedules import clock
 from claude_signal.wakeups import SHARED_QUEUE, Wakeup, Wakeups, next_turn
 from claude_signal.zones import zone
@@ -83,12 +83,9 @@ def run(db: DB, schedule_id: str, occurrence: datetime, settings: Settings) -> W
     missed = rules.missed_between(when, occurrence, now, anchor=schedule.anchor_at, zone=tz)
     catch_up = missed > 0 or (now - occurrence).total_seconds() > late_after(settings)
     key = run_key(schedule.id, occurrence)
-    with db.begin_nested():
-        inserted = insert_or_ignore(db, ScheduleRun, {
-            "key": key, "schedule_id": schedule.id, "occurrence_at": occurrence, "missed": missed,
-            "catch_up": catch_up, "created_at": utcnow()}, "key")
-    if not inserted:
-        return wakeups
+    if not _claim_occurrence(db, {"key": key, "schedule_id": schedule.id, "occurrence_at": occurrence,
+                                  "missed": missed, "catch_up": catch_up, "created_at": utcnow()}):
+        return wakeups  # another worker (another beat's tick) ran this occurrence
     turn = Turn(session_id=session.id, inbound_key=f"schedule:{key}", prompt=schedule.prompt,
                 status=TurnStatus.QUEUED, created_at=utcnow())
     db.add(turn)
@@ -102,6 +99,14 @@ def run(db: DB, schedule_id: str, occurrence: datetime, settings: Settings) -> W
                .execution_options(synchronize_session=False))
     wakeups.add(next_turn(session.id, session.host))
     return wakeups
+
+
+def _claim_occurrence(db: DB, values: dict[str, object]) -> bool:
+    """Insert the run row unless it exists; True when this call inserted it. Judged by RETURNING, not by
+    the row count, which PostgreSQL's driver does not always report for this statement."""
+    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(ScheduleRun).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    return db.execute(stmt.returning(ScheduleRun.key)).first() is not None
 
 
 def _tell_blocked_once(db: DB, wakeups: Wakeups, schedule: Schedule, session: Session,
