@@ -132,7 +132,7 @@ def session_list(views: Sequence[SessionView], *, include_ended: bool) -> str:
     lines = ["Sessions:"]
     for v in views:
         mark = "▶ " if v.current else "  "
-        lines.append(f"{mark}{v.id} {v.status.lower():<10} {v.host}:{v.project_path}  {v.turn_count} turns")
+        lines.append(f"{mark}{v.id} {v.status.lower():<10} {v.host}:{v.project_path}  {plural(v.turn_count, 'turn')}")
     return "\n".join(lines)
 
 
