@@ -16,7 +16,7 @@ from claude_signal.config import Settings
 from claude_signal.db.models import Outbox
 from claude_signal.lanes import Lane, recipient_lane
 from claude_signal.signal_api import SendError, SignalClient, client_for
-from claude_signal.wakeups import OUTBOX_SEND, Wakeup, Wakeups
+from claude_signal.wakeups import OUTBOX_SEND, SIGNAL_QUEUE, SIGNAL_TYPING, Wakeup, Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -107,4 +107,14 @@ def _failed(settings: Settings, row: Outbox, error: SendError) -> bool:
 
 
 def _wake(outbox_id: int, delay: float) -> None:
-    runtime.publish(app, Wakeups([Wakeup(OUTBOX_SEND, (outbox_id,), countdown=delay or None)]))
+    runtime.publish(app, Wakeups([Wakeup(OUTBOX_SEND, (outbox_id,), queue=SIGNAL_QUEUE, countdown=delay or None)]))
+
+
+@app.task(name=SIGNAL_TYPING, expires=30)
+def typing(recipient: str, on: bool) -> str:  # type: ignore[no-untyped-def]
+    """Show or clear "typing…" in a conversation, from where signal-cli-rest-api is reachable. Best effort:
+    a late indicator is worthless, so it expires instead of waiting in a queue."""
+    settings = runtime.settings()
+    if settings.account:
+        client_for(settings.signal_api, settings.account, settings.signal_timeout).set_typing(recipient, on)
+    return "ok"
