@@ -22,9 +22,10 @@ from claude_signal.db.models import Conversation, Inbox, InboxStatus, Outbox, Se
 from claude_signal.inbound import COMMAND_TASK, InboundMessage
 from claude_signal.wakeups import SHARED_QUEUE, Wakeup, Wakeups
 
-# How long a message waits for a predecessor the inbox has never seen. The listener re-publishes an
-# unacknowledged message within its ``republish_after`` (30 s by default), so past this it was lost for good.
-MISSING_WAIT = 45.0
+# How long a message waits for a predecessor the inbox has never seen. The listener keeps re-publishing an
+# unacknowledged message with a doubling wait of at most 16 x ``republish_after`` (8 min by default; a
+# broker outage makes it that long), so past this it was lost for good.
+MISSING_WAIT = 600.0
 # A predecessor still RECEIVED after this long is one the sweep gave up on (sweep.INBOX_GIVE_UP).
 STUCK_WAIT = 86400.0
 # Dedupe-key suffix of the refusal of a prompt that followed a failed /session start or resume; the prompt
