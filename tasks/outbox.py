@@ -59,8 +59,9 @@ def _drain(settings: Settings, recipient: str, lane: Lane) -> str:
 
 
 def _hold(settings: Settings) -> float:
-    """How long a sender may hold a lane or a row: one HTTP send and a margin. A sender that dies
-    mid-send delays that recipient's replies by this much at most."""
+    """How long a sender may hold a lane or a row: one HTTP send (bounded overall by ``signal_timeout``,
+    see SignalClient) and a margin. A sender that dies mid-send delays that recipient's replies by this
+    much at most; one that stalls longer loses both and stops at its next renewal."""
     return settings.signal_timeout + 5.0
 
 
@@ -75,17 +76,29 @@ def _send_row(settings: Settings, row: Outbox, lane: Lane, *, paced: bool) -> bo
     for index in range(row.parts_sent, last + 1):
         if paced or index > row.parts_sent:
             time.sleep(settings.send_interval)
-        lane.renew()
+        if not _still_ours(settings, row, lane):
+            log.warning("lost the lane or the claim of reply %d to %s; leaving it to its new sender",
+                        row.id, row.recipient)
+            return False
         try:
             timestamp = _post(client, row.recipient, delivery, index)
         except SendError as error:
             return _failed(settings, row, error)
         if index < last:
             with runtime.transaction() as db:
-                outbox.mark_parts_sent(db, row.id, index + 1, timestamp)
+                outbox.mark_parts_sent(db, row.id, index + 1, timestamp, attempt=row.attempts)
     with runtime.transaction() as db:
         outbox.mark_sent(db, row.id, timestamp)
     return True
+
+
+def _still_ours(settings: Settings, row: Outbox, lane: Lane) -> bool:
+    """Renew the lane and the row's claim for one more POST (which ends within ``signal_timeout``, less
+    than the hold); False when either lapsed and may be another sender's: that sender must be the only one."""
+    if not lane.renew():
+        return False
+    with runtime.transaction() as db:
+        return outbox.renew_claim(db, row, _hold(settings))
 
 
 def _post(client: SignalClient, recipient: str, delivery: chunking.Delivery, index: int) -> int | None:
