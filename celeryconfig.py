@@ -6,7 +6,7 @@
 from kombu import Exchange, Queue
 
 from claude_signal.config import get_settings
-from claude_signal.wakeups import SESSION_PROMPT, SHARED_QUEUE, host_queue, turn_queue
+from claude_signal.wakeups import SESSION_PROMPT, SHARED_QUEUE, SIGNAL_QUEUE, host_queue, turn_queue
 
 _settings = get_settings()
 _visibility = _settings.visibility_timeout
@@ -58,7 +58,8 @@ task_time_limit = 150
 # limit here (the turn has its own watchdogs), and a lost one is re-sent by the sweep.
 task_annotations = {SESSION_PROMPT: {"acks_late": False, "time_limit": None, "soft_time_limit": None}}
 
-# Routing: commands and replies on the shared queue; short work that needs a machine on its host queue;
+# Routing: commands on the shared queue; replies and typing on the signal queue, consumed only next to
+# signal-cli-rest-api; short work that needs a machine on its host queue;
 # turns on the host's turn queue, consumed by its turn worker (``claude-signal worker`` starts both planes).
 _default_exchange = Exchange("claude-signal", type="direct")
 task_default_queue = SHARED_QUEUE
@@ -67,12 +68,14 @@ task_default_routing_key = SHARED_QUEUE
 task_create_missing_queues = True
 task_queues = (
     Queue(SHARED_QUEUE, _default_exchange, routing_key=SHARED_QUEUE),
+    Queue(SIGNAL_QUEUE, _default_exchange, routing_key=SIGNAL_QUEUE),
     Queue(host_queue(_settings.host), _default_exchange, routing_key=host_queue(_settings.host)),
     Queue(turn_queue(_settings.host), _default_exchange, routing_key=turn_queue(_settings.host)),
 )
 task_routes = {
     "command.*": {"queue": SHARED_QUEUE},
-    "outbox.*": {"queue": SHARED_QUEUE},
+    "outbox.*": {"queue": SIGNAL_QUEUE},
+    "signal.*": {"queue": SIGNAL_QUEUE},
     "schedules.*": {"queue": SHARED_QUEUE},
 }
 

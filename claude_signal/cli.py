@@ -34,13 +34,14 @@ def worker_argv(settings: Settings, plane: str, name: str, concurrency: int, ext
     resume, recovery); turns: one thread per turn slot (a turn mostly waits on its ``claude`` child) for
     this host's turn queue. Node names are unique per process, so identical workers never collide.
     """
-    from claude_signal.wakeups import SHARED_QUEUE, host_queue, turn_queue
+    from claude_signal.wakeups import SHARED_QUEUE, SIGNAL_QUEUE, host_queue, turn_queue
 
     node = f"{name}-{plane}-{secrets.token_hex(3)}@{settings.host}"
     if plane == "turns":
         pool = ["-P", "threads", "-c", str(settings.max_turns), "-Q", turn_queue(settings.host)]
     else:
-        pool = ["-P", "prefork", "-c", str(concurrency), "-Q", f"{SHARED_QUEUE},{host_queue(settings.host)}"]
+        queues = [SHARED_QUEUE, host_queue(settings.host), *([SIGNAL_QUEUE] if settings.signal_sender else [])]
+        pool = ["-P", "prefork", "-c", str(concurrency), "-Q", ",".join(queues)]
     return ["celery", "-A", "claude_signal", "worker", "-n", node, *pool, "-E",
             "-l", os.environ.get("CLAUDE_SIGNAL_LOG_LEVEL", "info"), *extra]
 

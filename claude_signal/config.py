@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in HOME when unset")
     broker_url: str | None = Field(default=None, description="Redis URL; embedded Redis when unset")
     signal_api: str = Field(default="http://127.0.0.1:8080", description="signal-cli-rest-api base URL")
+    signal_sender: bool = Field(default=True, description="this machine reaches signal-cli-rest-api, so its "
+                                "control plane sends replies and typing indicators; false on machines that "
+                                "need only the broker and the database")
     account: str | None = Field(default=None, description="the bot's Signal number")
     authorized: Annotated[list[str], NoDecode] = Field(default_factory=list)
     claude_bin: str = "claude"

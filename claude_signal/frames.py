@@ -54,8 +54,8 @@ def install_screen(account: str) -> None:
     async def parse(signal: Any, raw: str) -> Any:
         try:
             verdict = screen(json.loads(raw), account)
-        except ValueError:
-            verdict = None  # not JSON: the parser reports it
+        except (ValueError, RecursionError):
+            verdict = None  # not JSON (or nested too deep to read): the parser reports it
         if verdict is not None:
             reason, notable = verdict
             log.log(logging.WARNING if notable else logging.DEBUG, "dropped a Signal frame: %s", reason)

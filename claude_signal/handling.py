@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DB
 
 from claude_signal import commands as c
-from claude_signal import outbox, replies, senders, workers
+from claude_signal import ordering, outbox, replies, senders, workers
 from claude_signal.config import Settings
 from claude_signal.db.models import (
     Approval,
@@ -50,7 +50,7 @@ class Context:
 
 
 class NotYet(Exception):
-    """The message before this one in its conversation is still being handled; try again shortly."""
+    """The message before this one in its conversation is not handled yet; its handler wakes this one."""
 
 
 class Reply(Exception):
@@ -78,10 +78,6 @@ def mark_handled(db: DB, key: str) -> None:
     db.execute(update(Inbox).where(Inbox.key == key, Inbox.status == InboxStatus.RECEIVED)
                .values(status=InboxStatus.HANDLED, handled_at=utcnow())
                .execution_options(synchronize_session=False))
-
-
-def _handled(db: DB, key: str) -> bool:
-    return db.execute(select(Inbox.status).where(Inbox.key == key)).scalar_one_or_none() == InboxStatus.HANDLED
 
 
 def reply(db: DB, wakeups: Wakeups, msg: InboundMessage, text: str, *, suffix: str = "reply") -> None:
@@ -126,7 +122,8 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
         for outbox_id in outbox.unsent_for_inbox(db, msg.key):
             wakeups.send_reply(outbox_id)
         return wakeups
-    if ctx.keep_order and msg.after and msg.kind != "reaction" and not _handled(db, msg.after):
+    order = ordering.verdict(db, msg, row.received_at) if ctx.keep_order else ordering.Verdict.READY
+    if order is ordering.Verdict.WAIT:
         raise NotYet(msg.after)
     if not is_authorized(ctx.settings, msg):
         log.warning("dropped message %s from unauthorized sender %s", msg.key, msg.sender)
@@ -160,6 +157,13 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
         mark_handled(db, msg.key)
         return wakeups
     command = c.parse(msg.text)
+    if isinstance(command, c.Prompt) and (order is ordering.Verdict.RELEASED
+                                          or ordering.follows_failed_switch(db, msg)):
+        lost = order is ordering.Verdict.RELEASED
+        reply(db, wakeups, msg, replies.prompt_predecessor_lost() if lost else replies.prompt_after_failed_switch(),
+              suffix=ordering.FAILED_SWITCH)
+        mark_handled(db, msg.key)
+        return wakeups
     try:
         deferred = _dispatch(db, msg, command, ctx, wakeups)
     except Reply as answer:

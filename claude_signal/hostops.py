@@ -34,12 +34,17 @@ class Precheck:
     problem: str | None
 
 
+INTERNAL_ERROR = "something went wrong on my side (it is logged); please try again"
+
+
 def precheck(raw_path: str, settings: Settings, host: str) -> Precheck:
     try:
         path = resolve_project(raw_path, settings.project_roots)
         check_claude(settings.claude_bin, host)
     except (PathRejected, ClaudeUnavailable) as why:
         return Precheck(None, str(why))
+    except (ValueError, OSError) as error:  # e.g. a NUL byte in the path, an unreadable directory
+        return Precheck(None, f"that path cannot be used ({type(error).__name__})")
     return Precheck(path, None)
 
 

@@ -25,14 +25,16 @@ def repair_text(text: str) -> str:
     """``text`` with each lone UTF-16 surrogate replaced by U+FFFD; well-formed text comes back unchanged.
 
     JSON may carry a lone surrogate (``"\\ud800"``) that Python decodes but no UTF-8 encoder accepts, so the
-    journal, the broker and the database would each fail on it. Pairs that belong together are joined.
+    journal, the broker and the database would each fail on it. Pairs that belong together are joined. A NUL
+    is replaced too: PostgreSQL text cannot hold one, and no path or prompt needs it.
     """
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").replace("\x00", "\ufffd")
 
 
 def needs_repair(text: str | None) -> bool:
-    """True when ``text`` holds a surrogate code point, which a Python string holds only unpaired or split."""
-    return text is not None and any("\ud800" <= c <= "\udfff" for c in text)
+    """True when ``text`` holds a NUL or a surrogate code point (which a Python string holds only unpaired or
+    split)."""
+    return text is not None and any("\ud800" <= c <= "\udfff" or c == "\x00" for c in text)
 
 
 def task_id_for(key: str) -> str:

@@ -32,18 +32,25 @@ class Lane:
     def held(self) -> bool:
         return self._lock is not None
 
-    def renew(self) -> None:
-        if self._lock is not None:
-            with contextlib.suppress(redis.exceptions.LockError):
-                self._lock.extend(self.ttl, replace_ttl=True)
+    def renew(self) -> bool:
+        """Hold the lane ``ttl`` seconds more; False when it lapsed and may be another sender's now (the
+        sender must stop: going on would interleave its parts with the new holder's)."""
+        if self._lock is None:
+            return False
+        try:
+            return bool(self._lock.extend(self.ttl, replace_ttl=True))
+        except redis.exceptions.LockError:
+            self._lock = None
+            return False
 
 
 @contextmanager
 def recipient_lane(broker_url: str, recipient: str, ttl: float) -> Iterator[Lane]:
     """Hold the recipient's lane for ``ttl`` seconds at a time; ``Lane.held`` is False when another has it.
 
-    A sender that dies keeps the lane at most ``ttl`` seconds. The lane only orders sends: no reply is
-    sent twice without it, since each row is claimed by compare-and-set.
+    A sender that dies keeps the lane at most ``ttl`` seconds; one that stalls past it finds out on its next
+    ``renew`` and stops. The lane only orders sends: no reply is sent twice without it, since each row is
+    claimed by compare-and-set.
     """
     lock = _client(broker_url).lock(lane_name(recipient), timeout=ttl, blocking=False)
     acquired = bool(lock.acquire())

@@ -91,9 +91,9 @@ def run(settings: Settings) -> int:
     publisher = InboundPublisher(settings.resolved_broker_url, key=load_key(settings))
     forwarder = Forwarder(spool, publisher, republish_after=settings.republish_after).start()
     listener = Listener(Access(settings.account, frozenset(settings.authorized)), forwarder)
-    tolerate_bad_frames()
-    accept_large_frames(settings.max_frame_bytes or None)
     install_screen(settings.account)
+    tolerate_bad_frames()  # outermost: whatever a frame makes the screen or signalbot raise, the socket stays
+    accept_large_frames(settings.max_frame_bytes or None)
     bot = SignalBot(bot_config(settings))
     bot.register(_Messages(listener))
     bot.register(_Reactions(listener))

@@ -72,6 +72,17 @@ def claim(db: DB, outbox_id: int, now: datetime | None = None, hold: float = CLA
     return db.get(Outbox, outbox_id, populate_existing=True)
 
 
+def renew_claim(db: DB, row: Outbox, hold: float, now: datetime | None = None) -> bool:
+    """Extend this sender's claim on ``row``; False when it lapsed and another sender claimed the row since
+    (every claim counts an attempt, so ``attempts`` is the claim's fencing token)."""
+    return bool(db.execute(
+        update(Outbox)
+        .where(Outbox.id == row.id, Outbox.status == OutboxStatus.SENDING, Outbox.attempts == row.attempts)
+        .values(claimed_until=(now or utcnow()) + timedelta(seconds=hold))
+        .execution_options(synchronize_session=False)
+    ).rowcount)
+
+
 def mark_sent(db: DB, outbox_id: int, signal_timestamp: int | None) -> None:
     db.execute(
         update(Outbox)
@@ -94,14 +105,14 @@ def mark_failed_attempt(
     too_old = (now - row.created_at).total_seconds() > max_age
     if not retryable or too_old:
         db.execute(
-            update(Outbox).where(Outbox.id == row.id)
+            update(Outbox).where(Outbox.id == row.id, Outbox.attempts == row.attempts)
             .values(status=OutboxStatus.FAILED, last_error=error[:2000], claimed_until=None)
             .execution_options(synchronize_session=False)
         )
         return RetryPlan(None)
     delay = backoff(row.attempts, retry_after)
-    db.execute(
-        update(Outbox).where(Outbox.id == row.id)
+    db.execute(  # fenced: a sender whose claim lapsed must not hand back a row another one is sending
+        update(Outbox).where(Outbox.id == row.id, Outbox.attempts == row.attempts)
         .values(status=OutboxStatus.PENDING, last_error=error[:2000], claimed_until=None,
                 next_attempt_at=now + timedelta(seconds=delay))
         .execution_options(synchronize_session=False)
@@ -163,11 +174,14 @@ def due_head(db: DB, recipient: str, now: datetime | None = None) -> int | None:
     return int(head.id) if due else None
 
 
-def mark_parts_sent(db: DB, outbox_id: int, parts_sent: int, signal_timestamp: int | None) -> None:
-    """Remember progress through a multi-part reply, so a retry never re-sends a part the phone has."""
+def mark_parts_sent(db: DB, outbox_id: int, parts_sent: int, signal_timestamp: int | None,
+                    attempt: int | None = None) -> None:
+    """Remember progress through a multi-part reply, so a retry never re-sends a part the phone has. With
+    ``attempt`` (the claim's token) a sender that lost the row cannot move another's progress back."""
+    fence = [Outbox.attempts == attempt] if attempt is not None else []
     db.execute(
         update(Outbox)
-        .where(Outbox.id == outbox_id, Outbox.status == OutboxStatus.SENDING)
+        .where(Outbox.id == outbox_id, Outbox.status == OutboxStatus.SENDING, *fence)
         .values(parts_sent=parts_sent, signal_timestamp=signal_timestamp)
         .execution_options(synchronize_session=False)
     )

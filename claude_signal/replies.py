@@ -97,6 +97,16 @@ def start_failed(path: str, why: str) -> str:
     return f"Could not start a session in {path}: {why}"
 
 
+def prompt_after_failed_switch() -> str:
+    return ("Not sent to Claude: the /session start or /session resume before it failed, so it would have gone "
+            "to another session. Send it again once the session you want is current (/status shows which).")
+
+
+def prompt_predecessor_lost() -> str:
+    return ("Not sent to Claude: the message you sent just before it never reached me, so I can't tell which "
+            "session it was meant for. Check /status, then send both again.")
+
+
 def directory_taken(holder_id: str, path: str) -> str:
     return (f"Session {holder_id} already holds {path} on this host. Send messages there, "
             f"or /session stop {holder_id} first.")
@@ -135,7 +145,7 @@ def session_list(views: Sequence[SessionView], *, include_ended: bool) -> str:
     lines = ["Sessions:"]
     for v in views:
         mark = "▶ " if v.current else "  "
-        lines.append(f"{mark}{v.id} {v.status.lower():<10} {v.host}:{v.project_path}  {v.turn_count} turns")
+        lines.append(f"{mark}{v.id} {v.status.lower():<10} {v.host}:{v.project_path}  {plural(v.turn_count, 'turn')}")
     return "\n".join(lines)
 
 

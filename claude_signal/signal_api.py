@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,12 +76,19 @@ def parse_send_response(body: Any) -> SentReceipt:
 
 
 class SignalClient:
-    """A small synchronous client; one per process, reusing its connections."""
+    """A small synchronous client; one per process, reusing its connections.
+
+    ``timeout`` bounds a whole send, not each phase of it: httpx's timeouts apply per connect, write and
+    read, so a server that trickles its answer could hold one POST far longer, past the lane and the claim
+    a sender holds for it. Each phase gets a third of the bound, so the request is written (or abandoned)
+    well within it, and the caller stops waiting when the bound is up.
+    """
 
     def __init__(self, base_url: str, account: str, *, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.account = account
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self.timeout = timeout
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout / 3)
 
     def close(self) -> None:
         self._http.close()
@@ -115,8 +125,22 @@ class SignalClient:
             log.info("typing indicator for %s failed: %s", recipient, error)
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """POST within ``timeout`` overall; an answer that comes later is abandoned (its thread ends on the
+        per-phase timeouts) and the send counts as failed, to be retried."""
+        answer: Future[httpx.Response] = Future()
+
+        def run() -> None:
+            try:
+                answer.set_result(self._http.post(path, json=body))
+            except BaseException as error:  # noqa: BLE001 - handed to the waiting caller
+                answer.set_exception(error)
+
+        threading.Thread(target=run, name="signal-send", daemon=True).start()
         try:
-            return self._http.post(path, json=body)
+            return answer.result(timeout=self.timeout)
+        except FutureTimeout:
+            raise SendError(f"signal-cli-rest-api at {self.base_url} did not answer within {self.timeout:g}s",
+                            retryable=True) from None
         except httpx.HTTPError as error:
             raise SendError(f"cannot reach signal-cli-rest-api at {self.base_url}: {error}",
                             retryable=True) from None

@@ -24,9 +24,8 @@ from claude_signal.config import Settings
 from claude_signal.db.models import ApprovalStatus, TurnStatus
 from claude_signal.paths import PathRejected, recheck_project
 from claude_signal.procs import start_ticks
-from claude_signal.signal_api import client_for
 from claude_signal.streaming import Batcher
-from claude_signal.wakeups import Wakeups
+from claude_signal.wakeups import SIGNAL_QUEUE, SIGNAL_TYPING, Wakeup, Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -196,13 +195,18 @@ class DatabaseHooks:
         if not self.settings.account or (not force and now - self._typing_at < TYPING_REFRESH):
             return
         self._typing_at = now
-        client_for(self.settings.signal_api, self.settings.account, self.settings.signal_timeout).set_typing(
-            self.turn.conversation, True)
+        _publish_typing(self.turn.conversation, True)
 
     def stop_typing(self) -> None:
         if self.settings.account:
-            client_for(self.settings.signal_api, self.settings.account, self.settings.signal_timeout).set_typing(
-                self.turn.conversation, False)
+            _publish_typing(self.turn.conversation, False)
+
+
+def _publish_typing(conversation: str, on: bool) -> None:
+    """The turn may run on a machine that cannot reach signal-cli-rest-api: the indicator goes by queue."""
+    from claude_signal.celery import app
+
+    runtime.publish(app, Wakeups([Wakeup(SIGNAL_TYPING, (conversation, on), queue=SIGNAL_QUEUE)]))
 
 
 def spec_for(turn: turns.ClaimedTurn, settings: Settings) -> claude_driver.TurnSpec:

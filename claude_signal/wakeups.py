@@ -11,12 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SHARED_QUEUE = "shared"
+# Outbound Signal traffic (replies, typing indicators) is consumed only where signal-cli-rest-api can be
+# reached (CLAUDE_SIGNAL_SIGNAL_SENDER), so the other machines need only the broker and the database.
+SIGNAL_QUEUE = "signal"
 
 OUTBOX_SEND = "outbox.send"
 SESSION_START = "session.start"
 SESSION_RESUME = "session.resume"
 SESSION_PROMPT = "session.prompt"
 RECOVERY_RUN = "recovery.run"
+SIGNAL_TYPING = "signal.typing"
 
 
 def host_queue(host: str) -> str:
@@ -54,7 +58,7 @@ class Wakeups:
             self.items.append(wakeup)
 
     def send_reply(self, outbox_id: int) -> None:
-        self.add(Wakeup(OUTBOX_SEND, (outbox_id,), task_id=f"outbox:{outbox_id}"))
+        self.add(Wakeup(OUTBOX_SEND, (outbox_id,), queue=SIGNAL_QUEUE, task_id=f"outbox:{outbox_id}"))
 
     def extend(self, other: Wakeups) -> None:
         for item in other.items:

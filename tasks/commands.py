@@ -7,16 +7,16 @@ import logging
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from claude_signal import handling, replies, runtime
+from claude_signal import handling, ordering, replies, runtime
 from claude_signal.celery import app
 from claude_signal.inbound import COMMAND_TASK, InboundMessage
+from claude_signal.wakeups import SHARED_QUEUE, Wakeup, Wakeups
 
 log = logging.getLogger(__name__)
 
-# A message waits at most this long (steps x retries) for the one before it in its conversation, e.g. a
-# prompt sent right after /session start waits until the session has started, then goes to it.
-ORDER_WAIT_STEP = 0.5
-ORDER_WAIT_RETRIES = 120
+# A waiting message looks again right after recording itself (its predecessor may have finished in
+# between); more than this many rounds in one task means they keep racing, and the wake-up will come.
+ORDER_ROUNDS = 3
 
 
 @app.task(name=COMMAND_TASK, bind=True, max_retries=None)
@@ -26,24 +26,48 @@ def handle(self, message: dict) -> str:  # type: ignore[no-untyped-def]
     except ValidationError as error:
         log.error("dropped malformed inbound message %r: %s", message, error.errors()[:1])
         return "malformed"
-    keep_order = self.request.retries < ORDER_WAIT_RETRIES
-    ctx = handling.Context(settings=runtime.settings(), task_id=self.request.id,
-                           local_host=runtime.settings().host, keep_order=keep_order)
-    try:
-        with runtime.transaction() as db:
-            wakeups = handling.handle(db, msg, ctx)
-    except handling.NotYet as earlier:
-        log.info("%s waits for %s, read before it in the same conversation", msg.key, earlier)
-        raise self.retry(countdown=ORDER_WAIT_STEP) from None
-    except DBAPIError as error:
-        if error.connection_invalidated or _is_transient(error):
-            log.warning("database unavailable handling %s; retrying: %s", msg.key, error.orig)
-            raise self.retry(countdown=min(60, 2 ** min(self.request.retries, 6))) from None
-        return _internal_error(msg)
-    except Exception:  # noqa: BLE001 - logged; must not propagate
-        return _internal_error(msg)
+    ctx = handling.Context(settings=runtime.settings(), task_id=self.request.id, local_host=runtime.settings().host)
+    for _ in range(ORDER_ROUNDS):
+        try:
+            with runtime.transaction() as db:
+                wakeups = handling.handle(db, msg, ctx)
+        except handling.NotYet as earlier:
+            log.info("%s waits for %s, read before it in the same conversation", msg.key, earlier)
+            if _wait(msg):
+                continue
+            return "waiting"
+        except DBAPIError as error:
+            if error.connection_invalidated or _is_transient(error):
+                log.warning("database unavailable handling %s; retrying: %s", msg.key, error.orig)
+                raise self.retry(countdown=min(60, 2 ** min(self.request.retries, 6))) from None
+            return _internal_error(msg)
+        except Exception:  # noqa: BLE001 - logged; must not propagate
+            return _internal_error(msg)
+        runtime.publish(app, wakeups)
+        release_successors(msg.key)
+        return "ok"
+    return "waiting"
+
+
+def _wait(msg: InboundMessage) -> bool:
+    """Record ``msg`` as waiting for its predecessor; True when that one finished meanwhile (look again)."""
+    with runtime.transaction() as db:
+        row = handling.record(db, msg)
+    with runtime.transaction() as db:
+        if ordering.verdict(db, msg, row.received_at) is not ordering.Verdict.WAIT:
+            return True
+        delay = ordering.recheck_in(db, msg)
+    if delay is not None:  # nobody will wake it if its predecessor never arrives: look once more later
+        runtime.publish(app, Wakeups([Wakeup(COMMAND_TASK, (msg.model_dump(mode="json"),), queue=SHARED_QUEUE,
+                                             countdown=delay)]))
+    return False
+
+
+def release_successors(key: str) -> None:
+    """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit."""
+    with runtime.transaction() as db:
+        wakeups = ordering.successors(db, key)
     runtime.publish(app, wakeups)
-    return "ok"
 
 
 def _is_transient(error: DBAPIError) -> bool:
@@ -60,4 +84,5 @@ def _internal_error(msg: InboundMessage) -> str:
         handling.reply(db, wakeups, msg, replies.internal_error(), suffix="error")
         handling.mark_handled(db, msg.key)
     runtime.publish(app, wakeups)
+    release_successors(msg.key)
     return "error"

@@ -16,7 +16,7 @@ from claude_signal.config import Settings
 from claude_signal.db.models import Outbox
 from claude_signal.lanes import Lane, recipient_lane
 from claude_signal.signal_api import SendError, SignalClient, client_for
-from claude_signal.wakeups import OUTBOX_SEND, Wakeup, Wakeups
+from claude_signal.wakeups import OUTBOX_SEND, SIGNAL_QUEUE, SIGNAL_TYPING, Wakeup, Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ def _drain(settings: Settings, recipient: str, lane: Lane) -> str:
 
 
 def _hold(settings: Settings) -> float:
-    """How long a sender may hold a lane or a row: one HTTP send and a margin. A sender that dies
-    mid-send delays that recipient's replies by this much at most."""
+    """How long a sender may hold a lane or a row: one HTTP send (bounded overall by ``signal_timeout``,
+    see SignalClient) and a margin. A sender that dies mid-send delays that recipient's replies by this
+    much at most; one that stalls longer loses both and stops at its next renewal."""
     return settings.signal_timeout + 5.0
 
 
@@ -75,17 +76,29 @@ def _send_row(settings: Settings, row: Outbox, lane: Lane, *, paced: bool) -> bo
     for index in range(row.parts_sent, last + 1):
         if paced or index > row.parts_sent:
             time.sleep(settings.send_interval)
-        lane.renew()
+        if not _still_ours(settings, row, lane):
+            log.warning("lost the lane or the claim of reply %d to %s; leaving it to its new sender",
+                        row.id, row.recipient)
+            return False
         try:
             timestamp = _post(client, row.recipient, delivery, index)
         except SendError as error:
             return _failed(settings, row, error)
         if index < last:
             with runtime.transaction() as db:
-                outbox.mark_parts_sent(db, row.id, index + 1, timestamp)
+                outbox.mark_parts_sent(db, row.id, index + 1, timestamp, attempt=row.attempts)
     with runtime.transaction() as db:
         outbox.mark_sent(db, row.id, timestamp)
     return True
+
+
+def _still_ours(settings: Settings, row: Outbox, lane: Lane) -> bool:
+    """Renew the lane and the row's claim for one more POST (which ends within ``signal_timeout``, less
+    than the hold); False when either lapsed and may be another sender's: that sender must be the only one."""
+    if not lane.renew():
+        return False
+    with runtime.transaction() as db:
+        return outbox.renew_claim(db, row, _hold(settings))
 
 
 def _post(client: SignalClient, recipient: str, delivery: chunking.Delivery, index: int) -> int | None:
@@ -107,4 +120,14 @@ def _failed(settings: Settings, row: Outbox, error: SendError) -> bool:
 
 
 def _wake(outbox_id: int, delay: float) -> None:
-    runtime.publish(app, Wakeups([Wakeup(OUTBOX_SEND, (outbox_id,), countdown=delay or None)]))
+    runtime.publish(app, Wakeups([Wakeup(OUTBOX_SEND, (outbox_id,), queue=SIGNAL_QUEUE, countdown=delay or None)]))
+
+
+@app.task(name=SIGNAL_TYPING, expires=30)
+def typing(recipient: str, on: bool) -> str:  # type: ignore[no-untyped-def]
+    """Show or clear "typing…" in a conversation, from where signal-cli-rest-api is reachable. Best effort:
+    a late indicator is worthless, so it expires instead of waiting in a queue."""
+    settings = runtime.settings()
+    if settings.account:
+        client_for(settings.signal_api, settings.account, settings.signal_timeout).set_typing(recipient, on)
+    return "ok"

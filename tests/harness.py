@@ -159,7 +159,9 @@ class WorkerProcess(LoggedProcess):
         if self.plane == "turns":
             pool = ["-P", "threads", "-c", self.env.get("CLAUDE_SIGNAL_MAX_TURNS", "8"), "-Q", f"turns.{self.host}"]
         else:
-            pool = ["-P", "prefork", "-c", str(self.concurrency), "-Q", f"shared,host.{self.host}"]
+            sender = self.env.get("CLAUDE_SIGNAL_SIGNAL_SENDER", "true").lower() not in ("false", "0", "no")
+            queues = f"shared,host.{self.host}" + (",signal" if sender else "")  # as `claude-signal worker` does
+            pool = ["-P", "prefork", "-c", str(self.concurrency), "-Q", queues]
         self._spawn([CELERY, "-A", "claude_signal", "worker", "-n", self.node, *pool, "-l", "info",
                      "--without-mingle", "--without-gossip", "-E"])
         if wait:

@@ -221,7 +221,7 @@ def test_a_prompt_to_a_paused_session_resumes_it(engine: Engine, settings: Setti
     with unit_of_work(engine) as db:
         transition(db, shop, SessionStatus.PAUSED, reason="its turn's worker stopped")
     m = msg("carry on")
-    assert [(w.task, w.queue) for w in handle(engine, settings, m)] == [(OUTBOX_SEND, "shared"),
+    assert [(w.task, w.queue) for w in handle(engine, settings, m)] == [(OUTBOX_SEND, "signal"),
                                                                          (SESSION_PROMPT, "turns.hosta")]
     assert replies_to(engine, m) == [f"Session {shop} was paused when its worker stopped; resuming it with this "
                                      "message."]

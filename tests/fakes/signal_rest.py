@@ -231,7 +231,10 @@ class FakeSignalServer(LoopServer):
 
     def inject(self, frame: dict[str, Any]) -> None:
         """Hand a frame to every attached socket; without one, buffer it (buffered) or drop it (faithful)."""
-        payload = json.dumps(frame)
+        self.inject_raw(json.dumps(frame))
+
+    def inject_raw(self, payload: str) -> None:
+        """Any text as one websocket frame, JSON or not (what a broken or hostile server might send)."""
         if self._call(lambda: self._broadcast(payload)) is None:  # not serving
             self._keep(payload)
 

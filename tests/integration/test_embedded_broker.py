@@ -13,7 +13,7 @@ from claude_signal.embedded_broker import embedded_redis, prepare, wait_for_redi
 from claude_signal.supervisor import redis_server_binary
 from tests.harness import Publisher, wait_until
 from tests.integration.conftest import System
-from tests.integration.helpers import unacked_task_ids
+from tests.integration.helpers import database_write_lock, unacked_task_ids
 
 pytestmark = pytest.mark.integration
 
@@ -33,22 +33,23 @@ def test_worker_survives_a_restart_of_the_embedded_redis(system: System) -> None
         with pytest.raises(redis_py.AuthenticationError):
             redis_py.Redis(port=redis_py.Redis.from_url(url).connection_pool.connection_kwargs["port"]).ping()
         system.env["CLAUDE_SIGNAL_BROKER_URL"] = url
-        system.scenario("slow", delay=6)  # a turn holds its message (unacked) while Redis restarts
         worker = system.worker()
-        publisher = Publisher(url)
+        publisher = Publisher(url, system.publisher.key)
         publisher.send(f"/session start {system.projects / 'shop'}")
         system.wait_reply(lambda t: t.startswith("Started session"))
-        publisher.send("take your time")
         client = redis_py.Redis.from_url(url)
-        wait_until(lambda: len(unacked_task_ids(client)) > 0, message="a message held by the worker")
-        publisher.close()
-        broker.stop()
-        broker.start()  # what the supervisor does after a crash: same config, same port
-        assert wait_for_redis(broker, url)
-        publisher = Publisher(url)
+        with database_write_lock(system.engine):  # the worker takes a command and holds it, unacknowledged
+            publisher.send("/status")
+            wait_until(lambda: len(unacked_task_ids(client)) > 0, message="a message held by the worker")
+            publisher.close()
+            broker.stop()
+            broker.start()  # what the supervisor does after a crash: same config, same port
+            assert wait_for_redis(broker, url)
+        publisher = Publisher(url, system.publisher.key)
         publisher.send("/hosts")
         system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=60)
-        assert worker.proc is not None and worker.proc.poll() is None, worker.log()[-3000:]
+        system.wait_reply(lambda t: t.startswith("Session "), timeout=60)  # the held command is answered too
+        assert all(p.proc is not None and p.proc.poll() is None for p in worker.planes), worker.log()[-3000:]
         assert "Unrecoverable error" not in worker.log()
         publisher.close()
     finally:

@@ -168,6 +168,23 @@ def test_a_worker_with_a_skewed_clock_keeps_its_turns(system: System) -> None:
     assert not [t for t in system.replies(shop) if t.startswith("The worker running these sessions stopped")]
 
 
+def test_a_host_that_cannot_reach_signal_runs_turns_and_the_other_host_speaks(system: System) -> None:
+    """hostb has no way to signal-cli-rest-api (SIGNAL_SENDER false, an address where nothing listens):
+    its turns run there, and their replies and typing indicators leave from hosta, next to Signal."""
+    system.env["CLAUDE_SIGNAL_DEFAULT_HOST"] = "hostb"
+    system.worker("w1", "hosta")
+    system.worker("w2", "hostb", extra_env={"CLAUDE_SIGNAL_SIGNAL_SENDER": "false",
+                                            "CLAUDE_SIGNAL_SIGNAL_API": "http://127.0.0.1:9"})
+    shop = group_session(system, "shop-remote")
+    say(system, shop, "hello from afar")
+    answered(system, shop, lambda t: "Echo: hello from afar" in t, timeout=30)
+    assert {s.host for s in sessions(system.engine)} == {"hostb"}
+    typing = [method for method, path, _ in system.signal.requests("/v1/typing-indicator")]
+    assert "PUT" in typing and "DELETE" in typing
+    assert "Task outbox.send[" not in system.workers[1].log() and "Task signal.typing[" not in system.workers[1].log()
+    assert "Task outbox.send[" in system.workers[0].control.log()
+
+
 @pytest.mark.transport
 def test_stopping_the_turn_plane_leaves_no_claude(system: System) -> None:
     system.scenario("slow", delay=60)

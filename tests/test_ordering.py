@@ -1,0 +1,161 @@
+"""Order within a conversation: a waiting message is woken by its predecessor, never polls, and a prompt
+that followed a failed /session start or resume never reaches another session."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, update
+
+from claude_signal import handling, hostops, ordering
+from claude_signal.config import Settings
+from claude_signal.db.engine import unit_of_work
+from claude_signal.db.models import Inbox, InboxStatus, Session, SessionStatus, Turn
+from claude_signal.inbound import COMMAND_TASK, InboundMessage
+from claude_signal.workers import register
+from tests.test_handling import ME, handle, replies_to, run_host_step, start_session
+from tests.test_handling import msg as _msg
+
+_last: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def live_worker(engine: Engine) -> None:
+    _last.clear()
+    with unit_of_work(engine) as db:
+        register(db, ME)
+
+
+def msg(text: str) -> InboundMessage:
+    """The next message in Alice's chat, stamped with the one before it as the listener does."""
+    m = _msg(text).model_copy(update={"after": _last.get("alice")})
+    _last["alice"] = m.key
+    return m
+
+
+def wait(engine: Engine, settings: Settings, m: InboundMessage) -> None:
+    """What command.handle does for a message whose predecessor is not handled: record it and stop."""
+    with pytest.raises(handling.NotYet):
+        handle(engine, settings, m)
+    with unit_of_work(engine) as db:
+        handling.record(db, m)
+
+
+def wakes(engine: Engine, key: str) -> list[dict]:
+    with unit_of_work(engine) as db:
+        return [w.args[0] for w in ordering.successors(db, key) if w.task == COMMAND_TASK]
+
+
+def turns(engine: Engine) -> list[tuple[str, str]]:
+    with unit_of_work(engine) as db:
+        return [(t.session_id, t.prompt) for t in db.execute(select(Turn).order_by(Turn.id)).scalars()]
+
+
+def test_a_waiting_message_is_woken_when_its_predecessor_is_handled(engine: Engine, settings: Settings,
+                                                                     project_root: Path) -> None:
+    start = msg(f"/session start {project_root / 'shop'}")
+    deferred = handle(engine, settings, start)  # the host has not run it yet
+    prompt = msg("hello")
+    wait(engine, settings, prompt)
+    assert wakes(engine, start.key) == []  # nothing to wake while the start is still on the host's queue
+    run_host_step(engine, settings, deferred)
+    (woken,) = wakes(engine, start.key)
+    assert woken["key"] == prompt.key
+    handle(engine, settings, InboundMessage.model_validate(woken))
+    with unit_of_work(engine) as db:
+        started = db.execute(select(Session.id).where(Session.origin_key == start.key)).scalar_one()
+    assert turns(engine) == [(started, "hello")]
+    assert wakes(engine, start.key) == []  # handled: woken once
+
+
+def test_a_predecessor_that_never_arrives_releases_a_prompt_with_a_reply(engine: Engine, settings: Settings,
+                                                                           project_root: Path) -> None:
+    start_session(engine, settings, project_root / "shop")
+    orphan = _msg("delete the build directory").model_copy(update={"after": "alice:1"})  # alice:1 was lost
+    wait(engine, settings, orphan)
+    with unit_of_work(engine) as db:
+        row = db.get(Inbox, orphan.key)
+        row.received_at = row.received_at - timedelta(seconds=ordering.MISSING_WAIT + 1)
+    handle(engine, settings, orphan)
+    (text,) = replies_to(engine, orphan)
+    assert text.startswith("Not sent to Claude: the message you sent just before it never reached me")
+    assert turns(engine) == []
+    with unit_of_work(engine) as db:
+        assert db.get(Inbox, orphan.key).status == InboxStatus.HANDLED
+
+
+def test_a_prompt_after_a_refused_start_goes_nowhere(engine: Engine, settings: Settings, project_root: Path) -> None:
+    start_session(engine, settings, project_root / "shop")  # current before
+    _last.clear()
+    typo = msg(f"/session start {project_root / 'typo'}")
+    run_host_step(engine, settings, handle(engine, settings, typo))
+    assert replies_to(engine, typo)[0].startswith("Could not start a session")
+    first, second = msg("delete the build directory"), msg("and the cache")
+    handle(engine, settings, first)
+    handle(engine, settings, second)  # sent before the refusal could be read: refused as well
+    for m in (first, second):
+        (text,) = replies_to(engine, m)
+        assert text.startswith("Not sent to Claude: the /session start or /session resume before it failed")
+    assert turns(engine) == []
+    after = msg("/status")  # a command in between ends the chain: the next prompt goes to the current one
+    handle(engine, settings, after)
+    handle(engine, settings, msg("now build it"))
+    assert [p for _, p in turns(engine)] == ["now build it"]
+
+
+def test_a_prompt_after_a_start_refused_at_once_goes_nowhere(engine: Engine, settings: Settings,
+                                                              project_root: Path) -> None:
+    start_session(engine, settings, project_root / "shop")
+    _last.clear()
+    handle(engine, settings, msg("/session start nowhere:/srv/app"))  # unknown host: answered at once
+    prompt = msg("run the migrations")
+    handle(engine, settings, prompt)
+    assert replies_to(engine, prompt)[0].startswith("Not sent to Claude")
+    assert turns(engine) == []
+
+
+def test_a_prompt_after_a_failed_resume_goes_nowhere(engine: Engine, settings: Settings, project_root: Path) -> None:
+    paused = start_session(engine, settings, project_root / "blog")
+    with unit_of_work(engine) as db:
+        db.execute(update(Session).where(Session.id == paused).values(status=SessionStatus.PAUSED))
+    start_session(engine, settings, project_root / "shop")  # current now
+    (project_root / "blog").rmdir()
+    _last.clear()
+    resume = msg(f"/session resume {paused}")
+    run_host_step(engine, settings, handle(engine, settings, resume))
+    assert replies_to(engine, resume)[0].startswith(f"Could not resume session {paused}")
+    prompt = msg("publish the draft")
+    handle(engine, settings, prompt)
+    assert replies_to(engine, prompt)[0].startswith("Not sent to Claude")
+    assert turns(engine) == []
+
+
+def test_a_prompt_after_a_successful_resume_goes_to_it(engine: Engine, settings: Settings,
+                                                        project_root: Path) -> None:
+    paused = start_session(engine, settings, project_root / "blog")
+    with unit_of_work(engine) as db:
+        db.execute(update(Session).where(Session.id == paused).values(status=SessionStatus.PAUSED))
+    start_session(engine, settings, project_root / "shop")
+    _last.clear()
+    run_host_step(engine, settings, handle(engine, settings, msg(f"/session resume {paused[:4]}")))
+    handle(engine, settings, msg("publish the draft"))
+    assert turns(engine) == [(paused, "publish the draft")]
+
+
+def test_a_nul_byte_in_the_path_is_a_failed_start_with_a_reply(settings: Settings, project_root: Path) -> None:
+    """The path check raised ValueError on a NUL, so the host task died without a word."""
+    check = hostops.precheck(f"{project_root}/sh\x00op", settings, "hosta")
+    assert check.path is None and check.problem
+
+
+def test_a_nul_byte_is_repaired_on_the_way_in(engine: Engine, settings: Settings, project_root: Path) -> None:
+    """PostgreSQL text cannot hold a NUL: the message is repaired and recorded, and the start is answered."""
+    start = msg(f"/session start {project_root}/sh\x00op")
+    assert "\x00" not in start.text
+    run_host_step(engine, settings, handle(engine, settings, start))
+    (text,) = replies_to(engine, start)
+    assert text.startswith("Could not start a session")
+    with unit_of_work(engine) as db:
+        assert db.get(Inbox, start.key).status == InboxStatus.HANDLED
