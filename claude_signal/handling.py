@@ -143,7 +143,12 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
         reply(db, wakeups, msg, "Edited messages are not sent to Claude; send the corrected text as a new message.")
         mark_handled(db, msg.key)
         return wakeups
+    from claude_signal.answers import answer_pending
     from claude_signal.conversation_control import answer_by_message
+
+    if msg.kind == "message" and answer_pending(db, msg, wakeups):  # Claude's question or plan, answered
+        mark_handled(db, msg.key)
+        return wakeups
 
     answer = answer_by_message(db, msg) if msg.kind == "reaction" or msg.quote_timestamp else None
     if answer is not None:

@@ -41,10 +41,11 @@ class Decision:
     behavior: Literal["allow", "deny"]
     updated_input: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    updated_permissions: tuple[dict[str, Any], ...] = ()
 
     @classmethod
-    def allow(cls, updated_input: dict[str, Any]) -> Decision:
-        return cls("allow", dict(updated_input))
+    def allow(cls, updated_input: dict[str, Any], permissions: tuple[dict[str, Any], ...] = ()) -> Decision:
+        return cls("allow", dict(updated_input), updated_permissions=permissions)
 
     @classmethod
     def deny(cls, message: str) -> Decision:
@@ -132,7 +133,8 @@ class _Turn:
             del self.pending[request_id]
             answered = True
             if decision.behavior == "allow":
-                self.transport.write_line(p.allow_response(request_id, decision.updated_input or request.input))
+                self.transport.write_line(p.allow_response(request_id, decision.updated_input or request.input,
+                                                           list(decision.updated_permissions)))
             else:
                 self.transport.write_line(p.deny_response(request_id, decision.message))
         return answered

@@ -7,6 +7,8 @@ answer is computed from it, exactly as ``tests/fakes/claude`` computes its own f
   that ``--resume`` carried the conversation;
 - ``run: <command>`` first asks for the Bash tool with that command, and answers once the tool result comes;
 - ``ask: <question>`` asks the person through ``AskUserQuestion`` (options ``yes`` and ``no``);
+- ``plan: <text>`` calls ``ExitPlanMode`` with that plan;
+- after a tool, the answer gets a second line ``Tool said: <tool results>``;
 - ``wait: <text>`` is answered after ``delay`` seconds, as the ``slow`` scenario does for every prompt.
 
 Scenarios, set on the server by the test (``api.scenario = "slow"``): ``slow`` holds the answer for
@@ -85,6 +87,7 @@ def script(conversation: Conversation, *, long: bool = False) -> list[dict[str, 
     prompt = conversation.prompt
     run = re.match(r"^run: (.*)$", prompt, re.S)
     ask = re.match(r"^ask: (.*)$", prompt, re.S)
+    plan = re.match(r"^plan: (.*)$", prompt, re.S)
     if not conversation.tool_results and run:
         return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": "Bash",
                  "input": {"command": run[1], "description": f"Run {run[1]}"}}]
@@ -94,8 +97,13 @@ def script(conversation: Conversation, *, long: bool = False) -> list[dict[str, 
                                 {"label": "no", "description": "Do not"}]}
         return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": "AskUserQuestion",
                  "input": {"questions": [question]}}]
+    if not conversation.tool_results and plan:
+        return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": "ExitPlanMode",
+                 "input": {"plan": plan[1]}}]
     earlier = conversation.prompts[:-1]
     text = f"Echo: {prompt} (turn {len(conversation.prompts)}; earlier: {' | '.join(earlier) or 'nothing'})"
+    if conversation.tool_results:
+        text += "\nTool said: " + " ".join(conversation.tool_results)
     if long:
         text += "\n\n" + "\n\n".join(f"Paragraph {i}: " + "lorem ipsum " * 40 for i in range(40))
     return [{"type": "text", "text": text}]
