@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from claude_signal.replies import plural
+
 MAX_LINES = 30
 MAX_COMMAND = 3000
 MAX_READ = 512 * 1024
@@ -73,7 +75,7 @@ def preview(tool: str, tool_input: dict[str, Any], read: Callable[[str], str | N
         content = str(i.get("content", ""))
         current = read(str(i.get("file_path", ""))) if i.get("file_path") else None
         if current is None:
-            lines = [f"(new file, {len(content.splitlines())} lines)"] + ["+" + line for line in content.splitlines()]
+            lines = [f"(new file, {plural(len(content.splitlines()), 'line')})"] + ["+" + line for line in content.splitlines()]
         else:
             lines = _diff(current, content) or ["(no change)"]
         return "\n".join(_clip_lines(lines))

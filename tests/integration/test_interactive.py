@@ -71,7 +71,7 @@ def test_deny_skips_a_question_and_claude_carries_on(system: System) -> None:
 def test_denied_tool_is_marked_in_the_stream(system: System) -> None:
     system.worker()
     start(system)
-    command = "git push --force origin main && echo " + "pushed-and-done " * 10
+    command = "git push --force origin main && echo" + " pushed-and-done" * 10
     system.publisher.send(f"run: {command}")
     (ask,) = system.wait_reply(lambda t: t.startswith("Claude wants to run Bash:"))
     assert command in ask  # the whole command, not a clipped line
