@@ -75,7 +75,8 @@ def preview(tool: str, tool_input: dict[str, Any], read: Callable[[str], str | N
         content = str(i.get("content", ""))
         current = read(str(i.get("file_path", ""))) if i.get("file_path") else None
         if current is None:
-            lines = [f"(new file, {plural(len(content.splitlines()), 'line')})"] + ["+" + line for line in content.splitlines()]
+            added = ["+" + line for line in content.splitlines()]
+            lines = [f"(new file, {plural(len(added), 'line')})", *added]
         else:
             lines = _diff(current, content) or ["(no change)"]
         return "\n".join(_clip_lines(lines))
