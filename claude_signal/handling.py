@@ -199,7 +199,7 @@ def _dispatch(db: DB, msg: InboundMessage, command: c.Command, ctx: Context, wak
         case c.Usage(text):
             reply(db, wakeups, msg, text)
         case c.Unknown(word):
-            reply(db, wakeups, msg, replies.unknown_command(word))
+            reply(db, wakeups, msg, replies.unknown_command(word, msg.text))
         case _:
             from claude_signal import conversation_control  # turn-level commands
 

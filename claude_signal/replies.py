@@ -91,6 +91,8 @@ def start_queued(host: str, path: str) -> str:
 
 
 def start_failed(path: str, why: str) -> str:
+    if why.startswith(path + " "):  # the reason names the path again: once is enough on a phone
+        why = "it" + why[len(path):]
     return f"Could not start a session in {path}: {why}"
 
 
@@ -111,7 +113,13 @@ def no_current_session() -> str:
     return "There is no current session here. Start one with /session start <path> (see /session help)."
 
 
-def unknown_command(word: str) -> str:
+def unknown_command(word: str, text: str = "") -> str:
+    from claude_signal.commands import command_names
+    from claude_signal.suggest import command
+
+    guess = command(text or word, command_names())
+    if guess:
+        return f"I don't know {word}. Did you mean {guess}? /help lists the commands."
     return f"I don't know {word}. /session help lists the commands; plain text goes to Claude."
 
 
@@ -132,7 +140,7 @@ def session_list(views: Sequence[SessionView], *, include_ended: bool) -> str:
     lines = ["Sessions:"]
     for v in views:
         mark = "▶ " if v.current else "  "
-        lines.append(f"{mark}{v.id} {v.status.lower():<10} {v.host}:{v.project_path}  {v.turn_count} turns")
+        lines.append(f"{mark}{v.id} {v.status.lower():<10} {v.host}:{v.project_path}  {plural(v.turn_count, 'turn')}")
     return "\n".join(lines)
 
 
@@ -150,7 +158,7 @@ def status(view: SessionView | None, *, running: str | None, queued: int, pendin
     if slot_wait:
         lines.append(slot_wait)
     if pending_approvals:
-        lines.append(f"Waiting for you: {pending_approvals} approval(s); /approve or /deny")
+        lines.append(f"Waiting for you: {plural(pending_approvals, 'request')}; /approve or /deny")
     if view.status == SessionStatus.PAUSED:
         lines.append(f"Paused: your next message, or /session resume {view.id}, continues it.")
     return "\n".join(lines)
@@ -260,7 +268,7 @@ def approved(approval_id: str, tool: str, summary: str) -> str:
 
 
 def approved_all(session_id: str, count: int) -> str:
-    now = f" ({count} waiting request(s) approved)" if count else ""
+    now = f" ({plural(count, 'waiting request')} approved)" if count else ""
     return f"Approving every tool for the rest of session {session_id}{now}."
 
 
