@@ -159,8 +159,10 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
         log.info("ignored reaction %s from %s", msg.reaction_emoji, msg.sender)
         mark_handled(db, msg.key)
         return wakeups
-    if msg.attachments and not msg.text.strip():
-        reply(db, wakeups, msg, replies.attachments_unsupported())
+    from claude_signal.attachments_in import refusal
+
+    if msg.attachments and (refused := refusal(msg)):
+        reply(db, wakeups, msg, refused)
         mark_handled(db, msg.key)
         return wakeups
     command = c.parse(msg.text)

@@ -303,11 +303,6 @@ def claude_crashed(exit_code: int | None) -> str:
     return f"Claude stopped without finishing{code}. Send your message again; /status shows the session."
 
 
-def attachments_unsupported() -> str:
-    return ("Attachments are not passed to Claude yet. Send the text you want Claude to read, or put the "
-            "file in the project directory and mention its path.")
-
-
 def internal_error() -> str:
     return "Something went wrong on my side handling that; it is logged. Please try again."
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_signal import asks, previews, replies, runtime, turns
+from claude_signal import asks, attachments_in, previews, replies, runtime, turns
 from claude_signal.claude import driver as claude_driver
 from claude_signal.claude import protocol as p
 from claude_signal.claude.summaries import format_cost_line, result_error_text, tool_summary
@@ -277,13 +277,30 @@ def _plan_decision(status: str, reason: str | None, original: dict[str, Any]) ->
                                        else asks.KEEP_PLANNING)
 
 
-def spec_for(turn: turns.ClaimedTurn, settings: Settings) -> claude_driver.TurnSpec:
+def _attachments(turn: turns.ClaimedTurn, settings: Settings) -> attachments_in.Prepared:
+    """The prompt's pictures and files, fetched here on the session's host (raises FetchFailed)."""
+    from claude_signal.db.models import Inbox
+
+    if not turn.inbound_key:
+        return attachments_in.Prepared()
+    with runtime.transaction() as db:
+        row = db.get(Inbox, turn.inbound_key)
+        files = attachments_in.files_of(row.payload if row is not None else None)
+    if not files:
+        return attachments_in.Prepared()
+    return attachments_in.prepare(files, turn.project_path, settings.signal_api, settings.signal_timeout * 3)
+
+
+def spec_for(turn: turns.ClaimedTurn, settings: Settings,
+             prepared: attachments_in.Prepared | None = None) -> claude_driver.TurnSpec:
     from claude_signal.hostops import transcript_path
 
     recheck_project(turn.project_path, settings)  # raises PathRejected: the directory may have changed
     resume = transcript_path(turn.project_path, turn.claude_session_id).exists()
+    prepared = prepared or attachments_in.Prepared()
     return claude_driver.TurnSpec(
-        claude_bin=settings.claude_bin, cwd=turn.project_path, prompt=turn.prompt,
+        claude_bin=settings.claude_bin, cwd=turn.project_path,
+        prompt=attachments_in.prompt_with(turn.prompt, prepared), blocks=tuple(prepared.blocks),
         session_id=turn.claude_session_id, resume=resume, permission_mode=turn.permission_mode,
         env=dict(os.environ), idle_timeout=settings.idle_timeout, turn_timeout=settings.turn_timeout,
         env_extra=tuple(settings.claude_env),
@@ -332,8 +349,12 @@ def run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
 def _run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
     hooks = DatabaseHooks(turn=turn, settings=settings)
     try:
-        outcome = claude_driver.run_turn(spec_for(turn, settings), hooks)
-    except PathRejected as why:  # claude never runs in a directory that no longer passes
+        recheck_project(turn.project_path, settings)  # before anything is saved into the directory
+        prepared = _attachments(turn, settings)
+        for note in prepared.notes:
+            hooks.batcher.add_text(note, time.monotonic())
+        outcome = claude_driver.run_turn(spec_for(turn, settings, prepared), hooks)
+    except (PathRejected, attachments_in.FetchFailed) as why:  # claude never runs in a directory that fails
         outcome = claude_driver.TurnOutcome("failed", reason=str(why))
     finally:
         hooks.stop_typing()

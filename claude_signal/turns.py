@@ -42,6 +42,7 @@ class ClaimedTurn:
     claude_session_id: str
     permission_mode: str
     session_version: int
+    inbound_key: str | None = None
 
 
 def claim_next(db: DB, session_id: str, me: Identity, lease_ttl: float) -> ClaimedTurn | None:
@@ -68,7 +69,7 @@ def claim_next(db: DB, session_id: str, me: Identity, lease_ttl: float) -> Claim
     if not won:
         return None
     return ClaimedTurn(turn.id, session.id, turn.prompt, session.conversation, session.project_path,
-                       session.claude_session_id, session.permission_mode, session.version)
+                       session.claude_session_id, session.permission_mode, session.version, turn.inbound_key)
 
 
 def renew_lease(db: DB, turn_id: int, lease_ttl: float) -> bool:

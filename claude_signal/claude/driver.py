@@ -69,6 +69,7 @@ class TurnSpec:
     session_id: str
     resume: bool
     permission_mode: str = "default"
+    blocks: tuple[dict[str, Any], ...] = ()  # images sent with the prompt
     env: Mapping[str, str] = field(default_factory=dict)
     env_extra: tuple[str, ...] = ()  # names passed besides the allowlist (CLAUDE_SIGNAL_CLAUDE_ENV)
     idle_timeout: float = 600.0
@@ -166,7 +167,7 @@ def run_turn(spec: TurnSpec, hooks: TurnHooks) -> TurnOutcome:
     try:
         hooks.on_spawn(transport.pid, transport.pgid)
         transport.write_line(p.control_request(_request_id(), "initialize", hooks=None))
-        transport.write_line(p.user_message(spec.prompt))
+        transport.write_line(p.user_message(spec.prompt, list(spec.blocks)))
         _pump(turn)
     finally:
         exit_code = transport.reap(grace=spec.reap_grace)

@@ -261,8 +261,10 @@ def _line(obj: dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def user_message(text: str) -> str:
-    return _line({"type": "user", "message": {"role": "user", "content": text}, "parent_tool_use_id": None,
+def user_message(text: str, blocks: list[dict[str, Any]] | None = None) -> str:
+    """A prompt; with ``blocks`` (images) the content is a block array, images before the text."""
+    content: str | list[dict[str, Any]] = [*blocks, {"type": "text", "text": text}] if blocks else text
+    return _line({"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None,
                   "session_id": "default"})
 
 
