@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +133,7 @@ class DatabaseHooks:
             return asks.summary(tool, tool_input)
         return tool_summary(tool, tool_input)
 
-    def _message(self, tool: str, tool_input: dict[str, Any]) -> Any:
+    def _message(self, tool: str, tool_input: dict[str, Any]) -> Callable[[str], str]:
         """How the request is worded on the phone, given its approval id."""
         if tool == asks.QUESTION_TOOL:
             asked = asks.questions(tool_input)
