@@ -147,7 +147,11 @@ def _session(rest: str) -> Command:
         if " " in arg:
             return Usage("Usage: /session stop <id> (or /session stop for the current session).")
         return SessionStop(arg.lower() or None)
-    return Usage(f"Unknown /session command '{sub}'. Try /session help.")
+    from claude_signal.suggest import SESSION_WORDS, closest
+
+    guess = closest(sub, SESSION_WORDS)
+    hint = f" Did you mean /session {guess}{' ' + arg if arg else ''}?" if guess else ""
+    return Usage(f"Unknown /session command '{sub}'.{hint} Try /session help.")
 
 
 def _no_args(command: Command, usage: str):  # type: ignore[no-untyped-def]
@@ -209,3 +213,8 @@ def _schedule(word: str):  # type: ignore[no-untyped-def]
 
 
 _TOP_LEVEL.update({word: _schedule(word) for word in ("every", "at", "schedules", "unschedule", "pause", "resume")})
+
+
+def command_names() -> list[str]:
+    """Every top-level command word (for "did you mean")."""
+    return [name for name in _TOP_LEVEL if len(name) > 1]

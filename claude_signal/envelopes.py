@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from claude_signal import senders
-from claude_signal.inbound import InboundMessage, idempotency_key
+from claude_signal.inbound import FileRef, InboundMessage, idempotency_key
 
 
 @dataclass(frozen=True)
@@ -88,4 +88,16 @@ def to_inbound(message: Any, access: Access) -> InboundMessage | Ignored:
     return InboundMessage(
         key=idempotency_key(sender, message.timestamp), timestamp=message.timestamp, text=text,
         kind="edit" if kind == "EditMessage" else "message", quote_timestamp=quote,
-        attachments=attachments, note_to_self=conversation == access.account, **common)
+        attachments=attachments, files=_files(message), note_to_self=conversation == access.account, **common)
+
+
+def _files(message: Any) -> tuple[FileRef, ...]:
+    """signalbot's attachment objects as references (``local_filename`` is signal-cli-rest-api's id)."""
+    refs = []
+    for item in message.attachments or []:
+        ident = getattr(item, "local_filename", None) or getattr(item, "id", None)
+        if ident:
+            refs.append(FileRef(id=str(ident), content_type=getattr(item, "content_type", None) or
+                                "application/octet-stream", filename=getattr(item, "remote_filename", None)
+                                or getattr(item, "filename", None), size=getattr(item, "size", None)))
+    return tuple(refs)

@@ -141,7 +141,12 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
         reply(db, wakeups, msg, "Edited messages are not sent to Claude; send the corrected text as a new message.")
         mark_handled(db, msg.key)
         return wakeups
+    from claude_signal.answers import answer_pending
     from claude_signal.conversation_control import answer_by_message
+
+    if msg.kind == "message" and answer_pending(db, msg, wakeups):  # Claude's question or plan, answered
+        mark_handled(db, msg.key)
+        return wakeups
 
     answer = answer_by_message(db, msg) if msg.kind == "reaction" or msg.quote_timestamp else None
     if answer is not None:
@@ -152,8 +157,10 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
         log.info("ignored reaction %s from %s", msg.reaction_emoji, msg.sender)
         mark_handled(db, msg.key)
         return wakeups
-    if msg.attachments and not msg.text.strip():
-        reply(db, wakeups, msg, replies.attachments_unsupported())
+    from claude_signal.attachments_in import refusal
+
+    if msg.attachments and (refused := refusal(msg)):
+        reply(db, wakeups, msg, refused)
         mark_handled(db, msg.key)
         return wakeups
     command = c.parse(msg.text)
@@ -199,7 +206,7 @@ def _dispatch(db: DB, msg: InboundMessage, command: c.Command, ctx: Context, wak
         case c.Usage(text):
             reply(db, wakeups, msg, text)
         case c.Unknown(word):
-            reply(db, wakeups, msg, replies.unknown_command(word))
+            reply(db, wakeups, msg, replies.unknown_command(word, msg.text))
         case ScheduleCommand():
             from claude_signal.schedules import run_command
 

@@ -42,6 +42,18 @@ def task_id_for(key: str) -> str:
     return f"in:{key}"
 
 
+class FileRef(BaseModel):
+    """An attachment as Signal announced it; the bytes stay with signal-cli-rest-api until a turn fetches
+    them by id (``GET /v1/attachments/{id}``), so no broker message ever carries a file."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    content_type: str = "application/octet-stream"
+    filename: str | None = None
+    size: int | None = None
+
+
 class InboundMessage(BaseModel):
     """A message from an authorized person, as the worker needs it and nothing more."""
 
@@ -58,7 +70,8 @@ class InboundMessage(BaseModel):
     quote_timestamp: int | None = Field(default=None, description="timestamp of the message replied to")
     reaction_emoji: str | None = None
     reaction_target_timestamp: int | None = None
-    attachments: int = Field(default=0, description="how many attachments came with it (not forwarded)")
+    attachments: int = Field(default=0, description="how many attachments came with it")
+    files: tuple[FileRef, ...] = Field(default=(), description="the attachments, by signal-cli-rest-api id")
     note_to_self: bool = Field(default=False, description="the account's owner writing to their own number")
     after: str | None = Field(default=None, description="key of the message read just before it in the same "
                                                         "conversation: handled first, so order holds")

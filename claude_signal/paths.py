@@ -40,7 +40,7 @@ def resolve_project(raw: str, roots: Sequence[Path], *, protected: Sequence[Path
         protected = protected_dirs(get_settings().home)
     path = Path(os.path.expanduser(raw))
     if not path.is_absolute():
-        raise PathRejected(f"'{raw}' is not an absolute path; use ~/… or /….")
+        path = under_roots(raw, roots)
     try:
         resolved = path.resolve(strict=True)
     except FileNotFoundError:
@@ -58,6 +58,22 @@ def resolve_project(raw: str, roots: Sequence[Path], *, protected: Sequence[Path
         raise PathRejected(f"{raw} is inside claude-signal's data directory or Claude's configuration; "
                            "sessions cannot open there.")
     return resolved
+
+
+def under_roots(name: str, roots: Sequence[Path]) -> Path:
+    """A relative name (``shop``, ``work/shop``) is looked up in each project root: typing the whole path
+    on a phone is tedious, and with one match there is nothing to guess."""
+    if ".." in Path(name).parts:
+        raise PathRejected(f"'{name}' may not contain '..'; use ~/… or /….")
+    found = [Path(os.path.expanduser(str(r))) / name for r in roots]
+    found = [p for p in found if p.is_dir()]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise PathRejected(f"'{name}' is in several project roots ({', '.join(map(str, found))}); "
+                           "type the whole path.")
+    shown = ", ".join(str(r) for r in roots)
+    raise PathRejected(f"There is no '{name}' in the project roots ({shown}); use ~/… or /… for another place.")
 
 
 def recheck_project(path: str, settings: Settings) -> None:

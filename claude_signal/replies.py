@@ -94,6 +94,8 @@ def start_queued(host: str, path: str) -> str:
 
 
 def start_failed(path: str, why: str) -> str:
+    if why.startswith(path + " "):  # the reason names the path again: once is enough on a phone
+        why = "it" + why[len(path):]
     return f"Could not start a session in {path}: {why}"
 
 
@@ -124,7 +126,13 @@ def no_current_session() -> str:
     return "There is no current session here. Start one with /session start <path> (see /session help)."
 
 
-def unknown_command(word: str) -> str:
+def unknown_command(word: str, text: str = "") -> str:
+    from claude_signal.commands import command_names
+    from claude_signal.suggest import command
+
+    guess = command(text or word, command_names())
+    if guess:
+        return f"I don't know {word}. Did you mean {guess}? /help lists the commands."
     return f"I don't know {word}. /session help lists the commands; plain text goes to Claude."
 
 
@@ -164,7 +172,7 @@ def status(view: SessionView | None, *, running: str | None, queued: int, pendin
     if slot_wait:
         lines.append(slot_wait)
     if pending_approvals:
-        lines.append(f"Waiting for you: {pending_approvals} approval(s); /approve or /deny")
+        lines.append(f"Waiting for you: {plural(pending_approvals, 'request')}; /approve or /deny")
     if next_scheduled:
         lines.append(next_scheduled)
     if view.status == SessionStatus.PAUSED:
@@ -276,7 +284,7 @@ def approved(approval_id: str, tool: str, summary: str) -> str:
 
 
 def approved_all(session_id: str, count: int) -> str:
-    now = f" ({count} waiting request(s) approved)" if count else ""
+    now = f" ({plural(count, 'waiting request')} approved)" if count else ""
     return f"Approving every tool for the rest of session {session_id}{now}."
 
 
@@ -309,11 +317,6 @@ def turn_timed_out(reason: str) -> str:
 def claude_crashed(exit_code: int | None) -> str:
     code = f" (exit code {exit_code})" if exit_code is not None else ""
     return f"Claude stopped without finishing{code}. Send your message again; /status shows the session."
-
-
-def attachments_unsupported() -> str:
-    return ("Attachments are not passed to Claude yet. Send the text you want Claude to read, or put the "
-            "file in the project directory and mention its path.")
 
 
 def internal_error() -> str:

@@ -30,6 +30,19 @@ class Batcher:
         """A tool use, shown as one line with a marker so it reads apart from prose."""
         return self._add(f"› {summary}", now)
 
+    def withdraw(self, summary: str) -> bool:
+        """Take a tool line back out of the batch (its approval request shows it instead); False if it
+        was already sent."""
+        part = f"› {summary}"
+        if part not in self.parts:
+            return False
+        index = len(self.parts) - 1 - self.parts[::-1].index(part)
+        del self.parts[index]
+        self.size -= len(part) + 2
+        if not self.parts:
+            self.first_at, self.size = None, 0
+        return True
+
     def due(self, now: float) -> list[str]:
         """Release the batch if it has waited long enough (call this on every idle tick)."""
         if self.first_at is not None and now - self.first_at >= self.max_age:

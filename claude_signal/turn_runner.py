@@ -13,10 +13,11 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_signal import replies, runtime, schedule_runs, turns
+from claude_signal import asks, attachments_in, previews, replies, runtime, schedule_runs, turns
 from claude_signal.claude import driver as claude_driver
 from claude_signal.claude import protocol as p
 from claude_signal.claude.summaries import format_cost_line, result_error_text, tool_summary
@@ -30,6 +31,7 @@ from claude_signal.wakeups import SIGNAL_QUEUE, SIGNAL_TYPING, Wakeup, Wakeups
 log = logging.getLogger(__name__)
 
 TYPING_REFRESH = 10.0
+EXPIRED_MESSAGE = "The user did not answer in time, so this was denied."
 SHUTDOWN_REASON = "worker stopping"
 
 # Set when this worker begins a clean shutdown: its turns interrupt themselves and end with a message, and
@@ -76,7 +78,10 @@ class DatabaseHooks:
     seq: int = 0
     approvals: dict[str, str] = field(default_factory=dict)  # claude request id -> approval id
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # claude request id -> tool name
     decided: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # approval id -> decision
+    tool_lines: dict[str, str] = field(default_factory=dict)  # tool use id -> its line in the stream
+    withheld: dict[str, tuple[str, bool]] = field(default_factory=dict)  # request id -> (line, withdrawn)
     _last_poll: float = 0.0
     _stop: str | None = None
     _approve_all: bool = False
@@ -94,43 +99,89 @@ class DatabaseHooks:
         if isinstance(event, p.AssistantText):
             self._emit(self.batcher.add_text(event.text, now))
         elif isinstance(event, p.ToolUse):
-            self._emit(self.batcher.add_tool(tool_summary(event.name, event.input), now))
+            if event.name in asks.INTERACTIVE_TOOLS:
+                return  # its question or plan is shown readably when Claude asks
+            self.tool_lines[event.id] = tool_summary(event.name, event.input)
+            self._emit(self.batcher.add_tool(self.tool_lines[event.id], now))
         else:
             self._emit(self.batcher.due(now))
         self._typing()
 
     def on_permission_request(self, request: Any) -> None:
         self._refresh(force=True)
-        self.inputs[request.request_id] = dict(request.input or {})
-        if self._approve_all or self.turn.permission_mode == "bypassPermissions":
+        tool_input = dict(request.input or {})
+        self.inputs[request.request_id] = tool_input
+        self.kinds[request.request_id] = request.tool_name
+        interactive = request.tool_name == asks.QUESTION_TOOL and asks.questions(tool_input)
+        if not interactive and (self._approve_all or self.turn.permission_mode == "bypassPermissions"):
             return
+        line = self.tool_lines.get(request.tool_use_id or "")
+        if line:  # shown again once decided (marked if it did not run), unless it already went out
+            self.withheld[request.request_id] = (line, self.batcher.withdraw(line))
         self._emit(self.batcher.flush())  # the user needs the context before the question
         with runtime.transaction() as db:
             approval_id = turns.open_approval(db, self.wakeups, self.turn, request.request_id, request.tool_name,
-                                              tool_summary(request.tool_name, request.input or {}),
-                                              dict(request.input or {}))
+                                              self._summary(request.tool_name, tool_input), tool_input,
+                                              self._message(request.tool_name, tool_input))
         self.approvals[request.request_id] = approval_id
         self._publish()
 
+    @staticmethod
+    def _summary(tool: str, tool_input: dict[str, Any]) -> str:
+        if tool in asks.INTERACTIVE_TOOLS:
+            return asks.summary(tool, tool_input)
+        return tool_summary(tool, tool_input)
+
+    def _message(self, tool: str, tool_input: dict[str, Any]) -> Callable[[str], str]:
+        """How the request is worded on the phone, given its approval id."""
+        if tool == asks.QUESTION_TOOL:
+            asked = asks.questions(tool_input)
+            return lambda aid: asks.render_question(aid, asked[0], 0, len(asked))
+        if tool == asks.PLAN_TOOL:
+            return lambda aid: asks.render_plan(aid, tool_input)
+        body = previews.request_text(tool, tool_summary(tool, tool_input), tool_input)
+        return lambda aid: replies.approval_request(aid, body)
+
     def poll_permission(self, request_id: str) -> Any:
+        decision = self._poll_permission(request_id)
+        if decision is not None:
+            self._show_decided(request_id, decision)
+        return decision
+
+    def _show_decided(self, request_id: str, decision: Any) -> None:
+        """The withheld tool line comes back: as it was when the tool runs, marked when it does not."""
+        line, withdrawn = self.withheld.pop(request_id, ("", False))
+        if not line or (decision.behavior == "allow" and not withdrawn):
+            return
+        if decision.behavior != "allow":
+            expired = decision.message.startswith(EXPIRED_MESSAGE)
+            line = f"✗ {line} ({'not run: no answer in time' if expired else 'denied'})"
+        self._emit(self.batcher.add_tool(line, time.monotonic()))
+
+    def _poll_permission(self, request_id: str) -> Any:
         original = self.inputs.get(request_id, {})
-        if self._approve_all or self.turn.permission_mode == "bypassPermissions":
-            return claude_driver.Decision.allow(original)
+        tool = self.kinds.get(request_id, "")
         approval_id = self.approvals.get(request_id)
         if approval_id is None:
+            if self._approve_all or self.turn.permission_mode == "bypassPermissions":
+                return claude_driver.Decision.allow(original)
             return None
         if approval_id not in self.decided and self._due():
             self._poll_decisions()
-        if self._approve_all:
+        if self._approve_all and tool not in asks.INTERACTIVE_TOOLS:
             return claude_driver.Decision.allow(original)
         decided = self.decided.pop(approval_id, None)
         if decided is None:
             return None
         status, reason = decided
+        if tool == asks.QUESTION_TOOL:
+            return _question_decision(status, reason, original)
+        if tool == asks.PLAN_TOOL:
+            return _plan_decision(status, reason, original)
         if status == ApprovalStatus.APPROVED:
             return claude_driver.Decision.allow(original)
         if status == ApprovalStatus.EXPIRED:
-            return claude_driver.Decision.deny("The user did not answer in time, so this was denied.")
+            return claude_driver.Decision.deny(EXPIRED_MESSAGE)
         return claude_driver.Decision.deny(f"The user denied this{': ' + reason if reason else '.'}")
 
     def _poll_decisions(self) -> None:
@@ -209,13 +260,52 @@ def _publish_typing(conversation: str, on: bool) -> None:
     runtime.publish(app, Wakeups([Wakeup(SIGNAL_TYPING, (conversation, on), queue=SIGNAL_QUEUE)]))
 
 
-def spec_for(turn: turns.ClaimedTurn, settings: Settings) -> claude_driver.TurnSpec:
+def _question_decision(status: str, reason: str | None, original: dict[str, Any]) -> claude_driver.Decision:
+    """Answers go back as an allow whose input carries them keyed by question text; a skipped or unanswered
+    question is a deny whose message says so (Claude carries on without it)."""
+    answers = asks.answers_so_far(reason) if status == ApprovalStatus.APPROVED else {}
+    if answers:
+        return claude_driver.Decision.allow(asks.answered_input(original, answers))
+    if status == ApprovalStatus.EXPIRED:
+        return claude_driver.Decision.deny("The user did not answer in time; go on without the answer.")
+    why = f": {reason}" if status == ApprovalStatus.DENIED and reason else "."
+    return claude_driver.Decision.deny(f"The user chose not to answer{why}")
+
+
+def _plan_decision(status: str, reason: str | None, original: dict[str, Any]) -> claude_driver.Decision:
+    if status == ApprovalStatus.APPROVED:
+        edits = (asks.ACCEPT_EDITS,) if reason == asks.PLAN_APPROVED_WITH_EDITS else ()
+        return claude_driver.Decision.allow(original, edits)
+    if status == ApprovalStatus.EXPIRED:
+        return claude_driver.Decision.deny("The user did not answer in time; keep planning.")
+    return claude_driver.Decision.deny(f"The user wants changes to the plan: {reason}" if reason
+                                       else asks.KEEP_PLANNING)
+
+
+def _attachments(turn: turns.ClaimedTurn, settings: Settings) -> attachments_in.Prepared:
+    """The prompt's pictures and files, fetched here on the session's host (raises FetchFailed)."""
+    from claude_signal.db.models import Inbox
+
+    if not turn.inbound_key:
+        return attachments_in.Prepared()
+    with runtime.transaction() as db:
+        row = db.get(Inbox, turn.inbound_key)
+        files = attachments_in.files_of(row.payload if row is not None else None)
+    if not files:
+        return attachments_in.Prepared()
+    return attachments_in.prepare(files, turn.project_path, settings.signal_api, settings.signal_timeout * 3)
+
+
+def spec_for(turn: turns.ClaimedTurn, settings: Settings,
+             prepared: attachments_in.Prepared | None = None) -> claude_driver.TurnSpec:
     from claude_signal.hostops import transcript_path
 
     recheck_project(turn.project_path, settings)  # raises PathRejected: the directory may have changed
     resume = transcript_path(turn.project_path, turn.claude_session_id).exists()
+    prepared = prepared or attachments_in.Prepared()
     return claude_driver.TurnSpec(
-        claude_bin=settings.claude_bin, cwd=turn.project_path, prompt=turn.prompt,
+        claude_bin=settings.claude_bin, cwd=turn.project_path,
+        prompt=attachments_in.prompt_with(turn.prompt, prepared), blocks=tuple(prepared.blocks),
         session_id=turn.claude_session_id, resume=resume, permission_mode=turn.permission_mode,
         env=dict(os.environ), idle_timeout=settings.idle_timeout, turn_timeout=settings.turn_timeout,
         env_extra=tuple(settings.claude_env),
@@ -265,13 +355,20 @@ def _run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
     hooks = DatabaseHooks(turn=turn, settings=settings)
     schedule_runs.announce(turn.turn_id, turn.conversation, hooks.wakeups)  # marks a scheduled turn's answer
     try:
-        outcome = claude_driver.run_turn(spec_for(turn, settings), hooks)
-    except PathRejected as why:  # claude never runs in a directory that no longer passes
+        recheck_project(turn.project_path, settings)  # before anything is saved into the directory
+        prepared = _attachments(turn, settings)
+        for note in prepared.notes:
+            hooks.batcher.add_text(note, time.monotonic())
+        outcome = claude_driver.run_turn(spec_for(turn, settings, prepared), hooks)
+    except (PathRejected, attachments_in.FetchFailed) as why:  # claude never runs in a directory that fails
         outcome = claude_driver.TurnOutcome("failed", reason=str(why))
     finally:
         hooks.stop_typing()
-    hooks._emit(hooks.batcher.flush())
+    tail = hooks.batcher.flush()
     result, last_line = outcome_to_result(outcome, hooks.stop_reason, turn, settings.host)
+    if tail and result.status == TurnStatus.DONE:  # one buzz: the cost line ends the answer's last message
+        tail, last_line = tail[:-1], f"{tail[-1]}\n\n{last_line}"
+    hooks._emit(tail)
     with runtime.transaction() as db:
         turns.say(db, hooks.wakeups, turn, "final", last_line)
         wakeups = turns.finish(db, turn, result)

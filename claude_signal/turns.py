@@ -7,6 +7,7 @@ Everything the phone should see is an outbox row; everything a command on anothe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -41,6 +42,7 @@ class ClaimedTurn:
     claude_session_id: str
     permission_mode: str
     session_version: int
+    inbound_key: str | None = None
 
 
 def claim_next(db: DB, session_id: str, me: Identity, lease_ttl: float) -> ClaimedTurn | None:
@@ -67,7 +69,7 @@ def claim_next(db: DB, session_id: str, me: Identity, lease_ttl: float) -> Claim
     if not won:
         return None
     return ClaimedTurn(turn.id, session.id, turn.prompt, session.conversation, session.project_path,
-                       session.claude_session_id, session.permission_mode, session.version)
+                       session.claude_session_id, session.permission_mode, session.version, turn.inbound_key)
 
 
 def renew_lease(db: DB, turn_id: int, lease_ttl: float) -> bool:
@@ -115,8 +117,9 @@ def say(db: DB, wakeups: Wakeups, turn: ClaimedTurn, key: str, text: str, *, sty
 
 
 def open_approval(db: DB, wakeups: Wakeups, turn: ClaimedTurn, request_id: str, tool: str, summary: str,
-                  tool_input: dict[str, Any]) -> str:
-    """Record Claude's permission request and ask the phone; returns the approval id."""
+                  tool_input: dict[str, Any], message: Callable[[str], str] | None = None) -> str:
+    """Record Claude's permission request and ask the phone (``message`` words the question, given the
+    approval id); returns the approval id."""
     existing = db.execute(select(Approval.id).where(Approval.turn_id == turn.turn_id,
                                                     Approval.request_id == request_id)).scalar_one_or_none()
     if existing:
@@ -126,7 +129,8 @@ def open_approval(db: DB, wakeups: Wakeups, turn: ClaimedTurn, request_id: str, 
                     tool_name=tool, input_summary=summary, tool_input=tool_input, status=ApprovalStatus.PENDING,
                     created_at=utcnow()))
     db.flush()
-    say(db, wakeups, turn, f"approval:{approval_id}", replies.approval_request(approval_id, summary))
+    text = message(approval_id) if message else replies.approval_request(approval_id, summary)
+    say(db, wakeups, turn, f"approval:{approval_id}", text)
     return approval_id
 
 

@@ -11,7 +11,7 @@ from claude_signal import handling, hostops, outbox
 from claude_signal.config import Settings
 from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import Inbox, Outbox, Session, SessionStatus, Transition, Turn, TurnStatus
-from claude_signal.inbound import InboundMessage
+from claude_signal.inbound import FileRef, InboundMessage
 from claude_signal.wakeups import OUTBOX_SEND, SESSION_PROMPT, SESSION_START, Wakeups, host_queue
 from claude_signal.workers import Identity, register
 
@@ -296,11 +296,20 @@ def test_racing_host_steps_start_once(engine: Engine, settings: Settings, projec
         assert db.get(Session, session_id).status == SessionStatus.ACTIVE
 
 
-def test_attachment_without_text_gets_a_clear_reply(engine: Engine, settings: Settings) -> None:
+def test_attachment_that_cannot_be_fetched_gets_a_clear_reply(engine: Engine, settings: Settings) -> None:
     m = InboundMessage.build(sender="alice", conversation="alice", timestamp=next(_ts), text="", attachments=1)
     handle(engine, settings, m)
     (text,) = replies_to(engine, m)
-    assert text.startswith("Attachments are not passed to Claude yet")
+    assert text.startswith("That attachment did not come through")
+
+
+def test_oversized_picture_gets_a_clear_reply(engine: Engine, settings: Settings) -> None:
+    big = FileRef(id="x.jpg", content_type="image/jpeg", filename="IMG_1.jpg", size=9 * 1024 * 1024)
+    m = InboundMessage.build(sender="alice", conversation="alice", timestamp=next(_ts), text="look", attachments=1,
+                             files=(big,))
+    handle(engine, settings, m)
+    (text,) = replies_to(engine, m)
+    assert text.startswith("The picture IMG_1.jpg is 9.0 MB; Claude takes pictures up to 3.8 MB")
 
 
 def test_own_reply_echoed_in_note_to_self_is_ignored(engine: Engine, settings: Settings) -> None:

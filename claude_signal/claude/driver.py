@@ -41,10 +41,11 @@ class Decision:
     behavior: Literal["allow", "deny"]
     updated_input: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    updated_permissions: tuple[dict[str, Any], ...] = ()
 
     @classmethod
-    def allow(cls, updated_input: dict[str, Any]) -> Decision:
-        return cls("allow", dict(updated_input))
+    def allow(cls, updated_input: dict[str, Any], permissions: tuple[dict[str, Any], ...] = ()) -> Decision:
+        return cls("allow", dict(updated_input), updated_permissions=permissions)
 
     @classmethod
     def deny(cls, message: str) -> Decision:
@@ -68,6 +69,7 @@ class TurnSpec:
     session_id: str
     resume: bool
     permission_mode: str = "default"
+    blocks: tuple[dict[str, Any], ...] = ()  # images sent with the prompt
     env: Mapping[str, str] = field(default_factory=dict)
     env_extra: tuple[str, ...] = ()  # names passed besides the allowlist (CLAUDE_SIGNAL_CLAUDE_ENV)
     idle_timeout: float = 600.0
@@ -132,7 +134,8 @@ class _Turn:
             del self.pending[request_id]
             answered = True
             if decision.behavior == "allow":
-                self.transport.write_line(p.allow_response(request_id, decision.updated_input or request.input))
+                self.transport.write_line(p.allow_response(request_id, decision.updated_input or request.input,
+                                                           list(decision.updated_permissions)))
             else:
                 self.transport.write_line(p.deny_response(request_id, decision.message))
         return answered
@@ -164,7 +167,7 @@ def run_turn(spec: TurnSpec, hooks: TurnHooks) -> TurnOutcome:
     try:
         hooks.on_spawn(transport.pid, transport.pgid)
         transport.write_line(p.control_request(_request_id(), "initialize", hooks=None))
-        transport.write_line(p.user_message(spec.prompt))
+        transport.write_line(p.user_message(spec.prompt, list(spec.blocks)))
         _pump(turn)
     finally:
         exit_code = transport.reap(grace=spec.reap_grace)

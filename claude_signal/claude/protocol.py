@@ -261,8 +261,10 @@ def _line(obj: dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
-def user_message(text: str) -> str:
-    return _line({"type": "user", "message": {"role": "user", "content": text}, "parent_tool_use_id": None,
+def user_message(text: str, blocks: list[dict[str, Any]] | None = None) -> str:
+    """A prompt; with ``blocks`` (images) the content is a block array, images before the text."""
+    content: str | list[dict[str, Any]] = [*blocks, {"type": "text", "text": text}] if blocks else text
+    return _line({"type": "user", "message": {"role": "user", "content": content}, "parent_tool_use_id": None,
                   "session_id": "default"})
 
 
@@ -270,11 +272,15 @@ def control_request(request_id: str, subtype: str, **fields: Any) -> str:
     return _line({"type": "control_request", "request_id": request_id, "request": {"subtype": subtype, **fields}})
 
 
-def allow_response(request_id: str, updated_input: dict[str, Any]) -> str:
-    """``updatedInput`` is required on allow; echoing the original input is what the SDK does."""
+def allow_response(request_id: str, updated_input: dict[str, Any],
+                   updated_permissions: list[dict[str, Any]] | None = None) -> str:
+    """``updatedInput`` is required on allow; echoing the original input is what the SDK does.
+    ``updatedPermissions`` changes the live process's rules (e.g. ``setMode`` after a plan is approved)."""
+    body: dict[str, Any] = {"behavior": "allow", "updatedInput": updated_input}
+    if updated_permissions:
+        body["updatedPermissions"] = updated_permissions
     return _line({"type": "control_response", "response": {"subtype": "success", "request_id": request_id,
-                                                            "response": {"behavior": "allow",
-                                                                         "updatedInput": updated_input}}})
+                                                            "response": body}})
 
 
 def deny_response(request_id: str, message: str, *, interrupt: bool = False) -> str:

@@ -7,6 +7,9 @@ answer is computed from it, exactly as ``tests/fakes/claude`` computes its own f
   that ``--resume`` carried the conversation;
 - ``run: <command>`` first asks for the Bash tool with that command, and answers once the tool result comes;
 - ``ask: <question>`` asks the person through ``AskUserQuestion`` (options ``yes`` and ``no``);
+- ``plan: <text>`` calls ``ExitPlanMode`` with that plan;
+- an image block is part of the prompt as ``[image <media type> <decoded size> bytes]``;
+- after a tool, the answer gets a second line ``Tool said: <tool results>``;
 - ``wait: <text>`` is answered after ``delay`` seconds, as the ``slow`` scenario does for every prompt.
 
 Scenarios, set on the server by the test (``api.scenario = "slow"``): ``slow`` holds the answer for
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import re
@@ -60,6 +64,12 @@ def _text_of(block: Any) -> str:
     return ""
 
 
+def describe_image(block: dict[str, Any]) -> str:
+    """An image block as the echo shows it: what arrived, checkable by a test."""
+    source = block.get("source") or {}
+    return f"[image {source.get('media_type')} {len(base64.b64decode(source.get('data', '')))} bytes]"
+
+
 def read_conversation(messages: list[dict[str, Any]]) -> Conversation:
     prompts: list[str] = []
     results: list[str] = []
@@ -69,14 +79,19 @@ def read_conversation(messages: list[dict[str, Any]]) -> Conversation:
         content = message.get("content")
         blocks = content if isinstance(content, list) else [content]
         results = []
+        images: list[str] = []
         for block in blocks:
+            if isinstance(block, dict) and block.get("type") == "image":
+                images.append(describe_image(block))
+                continue
             if isinstance(block, dict) and block.get("type") == "tool_result":
                 inner = block.get("content")
                 results.append(inner if isinstance(inner, str) else " ".join(_text_of(b) for b in inner or []))
                 continue
             text = REMINDER.sub("", _text_of(block)).strip()
             if text and not text.startswith(INTERRUPTED):
-                prompts.append(text)
+                prompts.append(" ".join([*images, text]))
+                images = []
     return Conversation(prompts, results)
 
 
@@ -85,6 +100,7 @@ def script(conversation: Conversation, *, long: bool = False) -> list[dict[str, 
     prompt = conversation.prompt
     run = re.match(r"^run: (.*)$", prompt, re.S)
     ask = re.match(r"^ask: (.*)$", prompt, re.S)
+    plan = re.match(r"^plan: (.*)$", prompt, re.S)
     if not conversation.tool_results and run:
         return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": "Bash",
                  "input": {"command": run[1], "description": f"Run {run[1]}"}}]
@@ -94,8 +110,13 @@ def script(conversation: Conversation, *, long: bool = False) -> list[dict[str, 
                                 {"label": "no", "description": "Do not"}]}
         return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": "AskUserQuestion",
                  "input": {"questions": [question]}}]
+    if not conversation.tool_results and plan:
+        return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": "ExitPlanMode",
+                 "input": {"plan": plan[1]}}]
     earlier = conversation.prompts[:-1]
     text = f"Echo: {prompt} (turn {len(conversation.prompts)}; earlier: {' | '.join(earlier) or 'nothing'})"
+    if conversation.tool_results:
+        text += "\nTool said: " + " ".join(conversation.tool_results)
     if long:
         text += "\n\n" + "\n\n".join(f"Paragraph {i}: " + "lorem ipsum " * 40 for i in range(40))
     return [{"type": "text", "text": text}]

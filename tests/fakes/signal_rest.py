@@ -105,6 +105,7 @@ class FakeSignalServer(LoopServer):
         self._connections = 0
         self._clock = int(time.time() * 1000)
         self._send_attempts = 0
+        self._attachments: dict[str, tuple[bytes, str]] = {}  # id -> (bytes, content type)
         self._cond = threading.Condition()
         super().__init__()
 
@@ -167,12 +168,22 @@ class FakeSignalServer(LoopServer):
         return {"id": timestamp, "author": me.number, "authorNumber": me.number, "authorUuid": me.uuid,
                 "text": "", "attachments": []}
 
+    def attachment(self, data: bytes, content_type: str, filename: str | None = None) -> dict[str, Any]:
+        """Store a received attachment as signal-cli does (served by ``GET /v1/attachments/{id}``) and return
+        the entry a received frame lists for it."""
+        extension = {"image/png": ".png", "image/jpeg": ".jpg"}.get(content_type, "")
+        ident = secrets.token_urlsafe(12) + extension
+        self._attachments[ident] = (data, content_type)
+        return {"contentType": content_type, "filename": filename, "id": ident, "size": len(data),
+                "width": 0, "height": 0, "caption": None, "uploadTimestamp": self.next_timestamp(),
+                "isVoiceNote": False}
+
     def direct(self, sender: str, text: str, *, timestamp: int | None = None,
-               quote_timestamp: int | None = None) -> int:
+               quote_timestamp: int | None = None, attachments: list[dict[str, Any]] | None = None) -> int:
         """A 1:1 data message from ``sender`` (a number) to the bot; returns its timestamp."""
         ts = timestamp or self.next_timestamp()
         self.inject(self._envelope(sender, ts, {"dataMessage": self._data(
-            ts, text, quote=self._quote(quote_timestamp))}))
+            ts, text, quote=self._quote(quote_timestamp), attachments=attachments)}))
         return ts
 
     def group_message(self, sender: str, group: Group, text: str, *, timestamp: int | None = None) -> int:
@@ -346,6 +357,8 @@ class FakeSignalServer(LoopServer):
             web.get("/v1/groups/{number}/{group_id}", self._group),
             web.put("/v1/groups/{number}/{group_id}", self._no_content),
             web.get("/v1/receive/{number}", self._receive),
+            web.get("/v1/attachments", self._attachment_ids),
+            web.get("/v1/attachments/{id}", self._attachment),
             web.post("/v2/send", self._send),
             web.put("/v1/typing-indicator/{number}", self._recipient_call),
             web.delete("/v1/typing-indicator/{number}", self._recipient_call),
@@ -389,6 +402,16 @@ class FakeSignalServer(LoopServer):
 
     def _unavailable(self) -> web.Response | None:
         return self._error(503, "signal-cli is restarting") if self.faults.down else None
+
+    async def _attachment_ids(self, request: web.Request) -> web.Response:
+        return web.json_response(sorted(self._attachments))
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        self._requests.append(("GET", request.path, None))
+        found = self._attachments.get(request.match_info["id"])
+        if found is None:
+            return self._error(404, "Couldn't find attachment")
+        return web.Response(body=found[0], content_type=found[1])
 
     async def _health(self, request: web.Request) -> web.Response:
         await self._body(request)

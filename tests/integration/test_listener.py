@@ -210,7 +210,7 @@ def test_a_failed_part_is_retried_without_repeating_the_others(system: System) -
     prompt = "\n\n".join(f"Point {n}: " + "the quick brown fox " * 20 for n in range(12))
     system.signal.fail_send_after(1, status=500)  # part 1 goes out, part 2 fails once
     system.signal.direct(ALICE, prompt)
-    system.wait_reply(lambda t: t.startswith("Done in"), timeout=40)
+    system.wait_reply(lambda t: "Done in " in t, timeout=40)
     marks = [mark for t in system.replies() if (mark := part_mark(t))]
     total = len(marks)
     assert total >= 2

@@ -1,0 +1,25 @@
+"""Phone-friendly commands end to end: real workers, the fake Signal server, the fake `claude`."""
+
+from __future__ import annotations
+
+from tests.integration.conftest import System
+
+
+def test_a_project_name_relative_to_the_roots_opens_a_session(system: System) -> None:
+    system.worker()
+    system.publisher.send("/session start shop")
+    (started,) = system.wait_reply(lambda t: t.startswith("Started session"))
+    assert f"in {(system.projects / 'shop').resolve()}." in started
+    system.publisher.send("/session start nowhere")
+    (refused,) = system.wait_reply(lambda t: t.startswith("Could not start a session in nowhere"))
+    assert "There is no 'nowhere' in the project roots" in refused
+
+
+def test_typos_get_a_suggestion_and_refusals_name_the_path_once(system: System) -> None:
+    system.worker()
+    system.publisher.send("/sesion list")
+    system.wait_reply(lambda t: t.startswith("I don't know /sesion. Did you mean /session list?"))
+    outside = "/usr/share"
+    system.publisher.send(f"/session start {outside}")
+    (refused,) = system.wait_reply(lambda t: t.startswith("Could not start a session in"))
+    assert refused.count(outside) == 1, refused
