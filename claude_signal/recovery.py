@@ -37,6 +37,7 @@ class Paused:
     conversation: str
     project_path: str
     interrupted_prompt: str | None
+    dropped: int = 0  # queued turns behind the interrupted one, cancelled: they may have built on it
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,14 @@ def interrupt_lapsed_turns(db: DB, *, task_id: str | None, limit: int = BATCH) -
         result = transition(db, session.id, SessionStatus.PAUSED, reason=ORPHAN_REASON, task_id=task_id,
                             expected_version=session.version, expected_from=frozenset({SessionStatus.ACTIVE}))
         if result.changed:
+            dropped = db.execute(
+                update(Turn).where(Turn.session_id == session.id, Turn.status == TurnStatus.QUEUED)
+                .values(status=TurnStatus.CANCELLED, finished_at=utcnow(),
+                        result_summary="not run: the turn before it was interrupted")
+                .execution_options(synchronize_session=False)
+            ).rowcount
             paused.append(Paused(session.id, result.session.version, session.conversation, session.project_path,
-                                 prompt))
+                                 prompt, dropped))
     return paused
 
 
@@ -88,7 +95,7 @@ def notify(db: DB, paused: list[Paused]) -> list[int]:
     for conversation, items in sorted(by_conversation.items()):
         # A digest keeps the key short however many sessions one notice names, and stable across retries.
         digest = hashlib.sha256(",".join(f"{p.session_id}@{p.version}" for p in items).encode()).hexdigest()[:32]
-        text = replies.recovered([(p.session_id, p.project_path, p.interrupted_prompt) for p in items])
+        text = replies.recovered([(p.session_id, p.project_path, p.interrupted_prompt, p.dropped) for p in items])
         ids.append(outbox.enqueue(db, recipient=conversation, text=text, dedupe_key=f"recovery:{digest}"))
     return ids
 

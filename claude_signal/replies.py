@@ -204,12 +204,15 @@ def hosts(views: Sequence[HostView]) -> str:
     return "\n".join(lines)
 
 
-def recovered(items: Sequence[tuple[str, str, str | None]]) -> str:
-    """One message for every session a crash interrupted: (session id, path, interrupted prompt or None)."""
+def recovered(items: Sequence[tuple[str, str, str | None, int]]) -> str:
+    """One message for every session a crash interrupted: (session id, path, interrupted prompt or None, how
+    many queued messages behind it were dropped)."""
     head = "The worker running these sessions stopped, so they are paused:"
     lines = [head]
-    for session_id, path, prompt in items:
+    for session_id, path, prompt, dropped in items:
         what = f' — interrupted: "{clip(prompt, 60)}"' if prompt else ""
+        if dropped:
+            what += f"; {plural(dropped, 'message')} queued behind it not run (send again what still matters)"
         lines.append(f"{session_id} ({path}){what}")
     lines.append("Your next message there resumes it" + (" (or /session resume <id>)." if len(items) > 1
                                                           else f" (or /session resume {items[0][0]})."))

@@ -65,7 +65,8 @@ def test_lapsed_turn_is_interrupted_paused_and_announced_once(engine: Engine) ->
     active_session(engine, "aaaa0001")
     active_session(engine, "aaaa0002")  # idle: stays ACTIVE
     turn_id = running_turn(engine, "aaaa0001", "refactor the billing module", lease_s=-1)
-    with unit_of_work(engine) as db:
+    with unit_of_work(engine) as db:  # two messages wait behind it; they may build on what it was doing
+        db.add_all([Turn(session_id="aaaa0001", prompt=p, status=TurnStatus.QUEUED) for p in ("then test", "ship")])
         db.add(Approval(id="ap01", turn_id=turn_id, session_id="aaaa0001", request_id="r", tool_name="Bash",
                         input_summary="Bash: make", status=ApprovalStatus.PENDING))
     with unit_of_work(engine) as db:
@@ -78,7 +79,10 @@ def test_lapsed_turn_is_interrupted_paused_and_announced_once(engine: Engine) ->
         assert db.get(Session, "aaaa0002").status == SessionStatus.ACTIVE
         assert db.get(Approval, "ap01").status == ApprovalStatus.CANCELLED  # nobody can answer it any more
         assert not turns.renew_lease(db, turn_id, 60)  # a late renewal from a zombie changes nothing
-    assert 'aaaa0001 (/p/aaaa0001) — interrupted: "refactor the billing module"' in text
+    assert ('aaaa0001 (/p/aaaa0001) — interrupted: "refactor the billing module"; 2 messages queued behind it '
+            "not run (send again what still matters)") in text
+    with unit_of_work(engine) as db:
+        assert set(db.execute(select(Turn.status).where(Turn.id != turn_id)).scalars()) == {TurnStatus.CANCELLED}
     assert "Your next message there resumes it (or /session resume aaaa0001)." in text
     with unit_of_work(engine) as db:  # a second recovery finds nothing
         assert recovery.recover_orphans(db, task_id="r2") == ([], [])

@@ -11,7 +11,8 @@ import pytest
 
 from tests.integration.conftest import ALICE, System
 
-pytestmark = pytest.mark.parametrize("claude_cli", ["fake", "real"], indirect=True)
+# About processes and the wire, not the database: one backend (SQLite) suffices; the database tests run on both.
+pytestmark = [pytest.mark.transport, pytest.mark.parametrize("claude_cli", ["fake", "real"], indirect=True)]
 
 # A 1x1 PNG: small, valid, and what the API would accept.
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9aw"

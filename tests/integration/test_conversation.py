@@ -17,7 +17,8 @@ from tests.harness import wait_until
 from tests.integration.conftest import System
 from tests.integration.helpers import one_session, sessions
 
-pytestmark = pytest.mark.parametrize("claude_cli", ["fake", "real"], indirect=True)
+# About processes and the wire, not the database: one backend (SQLite) suffices; the database tests run on both.
+pytestmark = [pytest.mark.transport, pytest.mark.parametrize("claude_cli", ["fake", "real"], indirect=True)]
 
 
 def fake_only(system: System, why: str) -> None:

@@ -15,7 +15,8 @@ from tests.harness import Publisher, wait_until
 from tests.integration.conftest import System
 from tests.integration.helpers import database_write_lock, unacked_task_ids
 
-pytestmark = pytest.mark.integration
+# About processes and the wire, not the database: one backend (SQLite) suffices; the database tests run on both.
+pytestmark = [pytest.mark.transport, pytest.mark.integration]
 
 
 def test_worker_survives_a_restart_of_the_embedded_redis(system: System) -> None:

@@ -22,6 +22,9 @@ from tests.integration.conftest import ACCOUNT, ALICE, System
 MALLORY = "+15550000666"
 FRAMES = int(os.environ.get("CLAUDE_SIGNAL_TEST_HOSTILE_FRAMES", "2000"))
 
+# About processes and the wire, not the database: one backend (SQLite) suffices; the database tests run on both.
+pytestmark = pytest.mark.transport
+
 
 def envelope(number: object, uuid: object, ts: object, body: dict) -> dict:
     return {"account": ACCOUNT, "envelope": {"source": number, "sourceNumber": number, "sourceUuid": uuid,

@@ -22,7 +22,8 @@ from tests.harness import wait_until
 from tests.integration.conftest import ACCOUNT, ALICE, System
 from tests.integration.helpers import count, one_session
 
-pytestmark = pytest.mark.integration
+# About processes and the wire, not the database: one backend (SQLite) suffices; the database tests run on both.
+pytestmark = [pytest.mark.transport, pytest.mark.integration]
 
 
 PART_MARK = re.compile(r"^\((\d+)/(\d+)\)$")

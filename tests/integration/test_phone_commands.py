@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.integration.conftest import System
+
+# About processes and the wire, not the database: one backend (SQLite) suffices; the database tests run on both.
+pytestmark = pytest.mark.transport
 
 
 def test_a_project_name_relative_to_the_roots_opens_a_session(system: System) -> None:

@@ -52,6 +52,9 @@ app.send_task("command.handle", args=[record], task_id=f"in:{record['key']}", qu
 app.close()
 """
 
+# About processes and the wire, not the database: one backend (SQLite) suffices; the database tests run on both.
+pytestmark = pytest.mark.transport
+
 
 def forge(system: System, signature: str = "") -> None:
     """Publish ``/session start`` as Alice with the broker alone: a Celery app of the attacker's own."""
