@@ -12,7 +12,10 @@ with nothing in flight it sleeps until a message arrives.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -22,6 +25,31 @@ from typing import Any
 from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
 from claude_signal.inbound import InboundMessage
 from claude_signal.spool import Spool
+
+
+class Chain:
+    """The last message read in each conversation, kept beside the journal so it outlives a restart: the
+    first message after one still names its predecessor, and cannot overtake one that was read before the
+    restart but has not been handled yet (lost in the broker, waiting for its own predecessor)."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.path = spool.path.with_name(spool.path.name + ".chain")
+        self.last: dict[str, str] = {}
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            loaded = json.loads(self.path.read_text())
+            self.last = {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+        for _, record in spool.pending(0):  # records journaled after the map was last written
+            if record.get("conversation") and record.get("key") and record.get("kind") != "reaction":
+                self.last[record["conversation"]] = record["key"]
+
+    def advance(self, conversation: str, key: str) -> None:
+        self.last[conversation] = key
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(self.last))
+            os.replace(tmp, self.path)
+        except OSError as error:  # the journal itself still orders this run; only a restart would forget
+            log.warning("cannot keep the conversations' last messages in %s: %s", self.path, error)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +80,7 @@ class Forwarder:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
-        self._last_in_conversation: dict[str, str] = {}
+        self._chain = Chain(spool)
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._unjournaled: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -82,7 +110,7 @@ class Forwarder:
         """
         if msg.key in self._recent:
             return False
-        after = self._last_in_conversation.get(msg.conversation) if msg.kind != "reaction" else None
+        after = self._chain.last.get(msg.conversation) if msg.kind != "reaction" else None
         record = msg.model_copy(update={"after": after}).model_dump(mode="json")
         try:
             line = self.spool.encode(record)
@@ -92,14 +120,14 @@ class Forwarder:
         self._recent[msg.key] = None
         if len(self._recent) > RECENT_KEYS:
             self._recent.popitem(last=False)
-        if msg.kind != "reaction":
-            self._last_in_conversation[msg.conversation] = msg.key
         try:
             self.spool.append(line)
         except OSError as error:  # a full or broken disk: keep it in memory rather than drop it
             log.error("cannot journal %s (%s); holding it in memory until the inbox has it", msg.key, error)
             with self._lock:
                 self._unjournaled.append(record)
+        if msg.kind != "reaction":
+            self._chain.advance(msg.conversation, msg.key)
         self._wake.set()
         return True
 

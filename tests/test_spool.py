@@ -111,6 +111,28 @@ def test_forwarder_chains_messages_of_a_conversation_and_drops_repeats(tmp_path:
         assert afters == [None, None, "alice:1001"]
 
 
+def test_the_chain_outlives_a_listener_restart(tmp_path: Path) -> None:
+    """The first message after a restart still names the last one read before it, even when every earlier
+    record was acknowledged and the journal emptied: it must not overtake a predecessor still waiting."""
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        with forwarding(tmp_path, redis=redis) as (forwarder, _):
+            assert forwarder.submit(message(1))
+            assert forwarder.submit(message(2))
+            wait_until(lambda: len(queued_keys(redis)) == 2)
+            for n in (1, 2):
+                inbox_acks.mark(redis.client(), f"alice:{1000 + n}")
+            wait_until(lambda: forwarder.spool.path.stat().st_size == 0, message="the journal to empty")
+        with forwarding(tmp_path, redis=redis) as (forwarder, _):  # the listener, started again
+            assert forwarder.submit(message(3))
+            wait_until(lambda: len(queued_keys(redis)) == 3)
+            bodies = [json.loads(m) for m in reversed(redis.client().lrange("shared", 0, -1))]
+            afters = [json.loads(base64.b64decode(b["body"]))[0][0]["after"] for b in bodies]
+        assert afters == [None, "alice:1001", "alice:1002"]
+    finally:
+        redis.stop()
+
+
 def test_publisher_reports_an_unreachable_broker() -> None:
     publisher = InboundPublisher(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.5)
     with pytest.raises(BrokerUnavailable):
