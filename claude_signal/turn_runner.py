@@ -246,18 +246,18 @@ class DatabaseHooks:
         if not self.settings.account or (not force and now - self._typing_at < TYPING_REFRESH):
             return
         self._typing_at = now
-        _publish_typing(self.turn.conversation, True)
+        _publish_typing(self.turn.conversation, True, self.turn.turn_id)
 
     def stop_typing(self) -> None:
         if self.settings.account:
-            _publish_typing(self.turn.conversation, False)
+            _publish_typing(self.turn.conversation, False, self.turn.turn_id)
 
 
-def _publish_typing(conversation: str, on: bool) -> None:
+def _publish_typing(conversation: str, on: bool, turn_id: int) -> None:
     """The turn may run on a machine that cannot reach signal-cli-rest-api: the indicator goes by queue."""
     from claude_signal.celery import app
 
-    runtime.publish(app, Wakeups([Wakeup(SIGNAL_TYPING, (conversation, on), queue=SIGNAL_QUEUE)]))
+    runtime.publish(app, Wakeups([Wakeup(SIGNAL_TYPING, (conversation, on, turn_id), queue=SIGNAL_QUEUE)]))
 
 
 def _question_decision(status: str, reason: str | None, original: dict[str, Any]) -> claude_driver.Decision:

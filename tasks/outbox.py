@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import time
 
+from sqlalchemy import select
+
 from claude_signal import chunking, outbox, runtime
 from claude_signal.celery import app
 from claude_signal.config import Settings
-from claude_signal.db.models import Outbox
+from claude_signal.db.models import Outbox, Turn, TurnStatus
 from claude_signal.lanes import Lane, recipient_lane
 from claude_signal.signal_api import SendError, SignalClient, client_for
 from claude_signal.wakeups import OUTBOX_SEND, SIGNAL_QUEUE, SIGNAL_TYPING, Wakeup, Wakeups
@@ -119,15 +121,23 @@ def _failed(settings: Settings, row: Outbox, error: SendError) -> bool:
     return False
 
 
+def _still_running(turn_id: int) -> bool:
+    with runtime.transaction() as db:
+        return db.execute(select(Turn.status).where(Turn.id == turn_id)).scalar_one_or_none() == TurnStatus.RUNNING
+
+
 def _wake(outbox_id: int, delay: float) -> None:
     runtime.publish(app, Wakeups([Wakeup(OUTBOX_SEND, (outbox_id,), queue=SIGNAL_QUEUE, countdown=delay or None)]))
 
 
 @app.task(name=SIGNAL_TYPING, expires=30)
-def typing(recipient: str, on: bool) -> str:  # type: ignore[no-untyped-def]
+def typing(recipient: str, on: bool, turn_id: int | None = None) -> str:  # type: ignore[no-untyped-def]
     """Show or clear "typing…" in a conversation, from where signal-cli-rest-api is reachable. Best effort:
-    a late indicator is worthless, so it expires instead of waiting in a queue."""
+    a late indicator is worthless, so it expires instead of waiting in a queue; and a "typing" that reaches
+    a sender after its turn ended (the two messages ran side by side) is dropped, never left showing."""
     settings = runtime.settings()
+    if on and turn_id is not None and not _still_running(turn_id):
+        return "turn over"
     if settings.account:
         client_for(settings.signal_api, settings.account, settings.signal_timeout).set_typing(recipient, on)
     return "ok"

@@ -220,6 +220,7 @@ def test_a_failed_part_is_retried_without_repeating_the_others(system: System) -
 
 
 def test_group_is_bound_to_its_session(system: System) -> None:
+    system.scenario("", delay=2)  # "wait: …" takes 2 s: long enough for "typing…" to show while it runs
     system.worker()
     system.listener()
     group = system.signal.add_group("shop-thread", [ALICE])
@@ -227,13 +228,16 @@ def test_group_is_bound_to_its_session(system: System) -> None:
     gid = group_recipient(group.internal_id)
     assert gid == group.id
     system.wait_reply(lambda t: t.startswith("Started session"), recipient=gid)
-    system.signal.group_message(ALICE, group, "hello from the group")
-    system.wait_reply(lambda t: t.startswith("Echo: hello from the group"), recipient=gid, timeout=30)
+    system.signal.group_message(ALICE, group, "wait: hello from the group")
+    system.wait_reply(lambda t: t.startswith("Echo: wait: hello from the group"), recipient=gid, timeout=30)
+    wait_until(lambda: [m for m, _, b in system.signal.requests("/v1/typing-indicator/") if m == "DELETE"],
+               message="typing… to be cleared")
     session = one_session(system.engine)
     assert session.conversation == gid
     typing = [method for method, _, body in system.signal.requests("/v1/typing-indicator/")
               if body["recipient"] == gid]
     assert typing[0] == "PUT" and typing[-1] == "DELETE"  # "typing…" shown in the group while Claude ran
+    assert typing.index("DELETE") > typing.index("PUT")  # and never left showing after it
     # the direct chat has no current session: the group's binding is its own
     system.signal.direct(ALICE, "hello direct")
     system.wait_reply(lambda t: "No current session" in t or "no current session" in t.lower())

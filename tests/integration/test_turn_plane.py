@@ -172,12 +172,15 @@ def test_a_host_that_cannot_reach_signal_runs_turns_and_the_other_host_speaks(sy
     """hostb has no way to signal-cli-rest-api (SIGNAL_SENDER false, an address where nothing listens):
     its turns run there, and their replies and typing indicators leave from hosta, next to Signal."""
     system.env["CLAUDE_SIGNAL_DEFAULT_HOST"] = "hostb"
+    system.scenario("", delay=2)  # "wait: …" takes 2 s, so "typing…" shows while it runs
     system.worker("w1", "hosta")
     system.worker("w2", "hostb", extra_env={"CLAUDE_SIGNAL_SIGNAL_SENDER": "false",
                                             "CLAUDE_SIGNAL_SIGNAL_API": "http://127.0.0.1:9"})
     shop = group_session(system, "shop-remote")
-    say(system, shop, "hello from afar")
-    answered(system, shop, lambda t: "Echo: hello from afar" in t, timeout=30)
+    say(system, shop, "wait: hello from afar")
+    answered(system, shop, lambda t: "Echo: wait: hello from afar" in t, timeout=30)
+    wait_until(lambda: [m for m, _, _ in system.signal.requests("/v1/typing-indicator") if m == "DELETE"],
+               message="typing… to be cleared")
     assert {s.host for s in sessions(system.engine)} == {"hostb"}
     typing = [method for method, path, _ in system.signal.requests("/v1/typing-indicator")]
     assert "PUT" in typing and "DELETE" in typing
