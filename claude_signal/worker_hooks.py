@@ -84,7 +84,7 @@ class Heartbeat(bootsteps.StartStopStep):
             log.warning("heartbeat failed (will retry): %s", error)
             return
         self.beats += 1
-        if self.beats % SWEEP_EVERY_BEATS == 0:
+        if me.plane == "control" and self.beats % SWEEP_EVERY_BEATS == 0:  # one sweeper per host, not two
             request_recovery(consumer.app, me.host, "sweep")
 
 

@@ -65,28 +65,32 @@ class HostState:
     running: int = 0  # turns running there now
 
 
-def host_states(db: DB, *, lease_ttl: float) -> list[HostState]:
-    """Every host a worker ran on recently, whether one is alive there now, its sessions, slots and turns."""
+def host_states(db: DB, *, lease_ttl: float, host: str | None = None) -> list[HostState]:
+    """Every host a worker ran on recently (or just ``host``), whether one is alive there now, its
+    sessions, slots and running turns."""
     fresh = db_now(db) - timedelta(seconds=lease_ttl)
-    rows = db.execute(select(Worker.host, Worker.plane, Worker.slots, Worker.last_heartbeat, Worker.stopped_at)).all()
-    active = dict(db.execute(select(Session.host, func.count()).where(Session.status == SessionStatus.ACTIVE)
+    only = (lambda column: [column == host]) if host is not None else (lambda column: [])
+    rows = db.execute(select(Worker.host, Worker.plane, Worker.slots, Worker.last_heartbeat, Worker.stopped_at)
+                      .where(*only(Worker.host))).all()
+    active = dict(db.execute(select(Session.host, func.count()).where(Session.status == SessionStatus.ACTIVE,
+                                                                      *only(Session.host))
                              .group_by(Session.host)).all())
     running = dict(db.execute(select(Session.host, func.count()).join(Turn, Turn.session_id == Session.id)
-                              .where(Turn.status == TurnStatus.RUNNING).group_by(Session.host)).all())
+                              .where(Turn.status == TurnStatus.RUNNING, *only(Session.host))
+                              .group_by(Session.host)).all())
     by_host: dict[str, list[tuple[datetime, bool, str, int]]] = {}
-    for host, plane, slots, beat, stopped in rows:
-        by_host.setdefault(host, []).append((beat, stopped is None and beat >= fresh, plane, slots))
+    for name, plane, slots, beat, stopped in rows:
+        by_host.setdefault(name, []).append((beat, stopped is None and beat >= fresh, plane, slots))
     return [
-        HostState(host=host, online=any(alive for _, alive, _, _ in rows_), workers=sum(a for _, a, _, _ in rows_),
-                  active_sessions=int(active.get(host, 0)), last_seen=max(b for b, _, _, _ in rows_),
+        HostState(host=name, online=any(alive for _, alive, _, _ in rows_), workers=sum(a for _, a, _, _ in rows_),
+                  active_sessions=int(active.get(name, 0)), last_seen=max(b for b, _, _, _ in rows_),
                   slots=sum(s for _, alive, plane, s in rows_ if alive and plane == "turns"),
-                  running=int(running.get(host, 0)))
-        for host, rows_ in sorted(by_host.items())
+                  running=int(running.get(name, 0)))
+        for name, rows_ in sorted(by_host.items())
     ]
 
 
 def host_state(db: DB, host: str, *, lease_ttl: float) -> HostState | None:
-    for state in host_states(db, lease_ttl=lease_ttl):
-        if state.host == host:
-            return state
-    return None
+    """One host's state, read with queries narrowed to it (every prompt asks)."""
+    found = host_states(db, lease_ttl=lease_ttl, host=host)
+    return found[0] if found else None
