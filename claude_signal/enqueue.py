@@ -28,13 +28,14 @@ class BrokerUnavailable(Exception):
 
 
 class InboundPublisher:
-    def __init__(self, broker_url: str, *, key: bytes | None = None, connect_timeout: float = 3.0) -> None:
+    def __init__(self, broker_url: str, *, key: bytes | None = None, connect_timeout: float = 3.0,
+                 events: bool = True) -> None:
         self.key = key  # the installation key that signs each message; workers drop unsigned ones
         self.broker_url = broker_url
         self.connect_timeout = connect_timeout
         self.app = Celery("claude-signal-listener", broker=broker_url, set_as_current=False)
         self.app.conf.update(
-            task_send_sent_event=True,  # Flower shows a message from the moment it is queued
+            task_send_sent_event=events,  # Flower shows a message from the moment it is queued
             broker_connection_timeout=connect_timeout,
             broker_connection_retry_on_startup=False,
             broker_transport_options={"socket_connect_timeout": connect_timeout, "socket_timeout": 10},

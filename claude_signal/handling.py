@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Executable, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DB
 
@@ -74,10 +75,16 @@ def record(db: DB, msg: InboundMessage) -> Inbox:
     return row
 
 
+@cache
+def _mark_handled() -> Executable:  # built once: every message runs it
+    table = Inbox.__table__
+    return (update(table).where(table.c.key == bindparam("k"), table.c.status == InboxStatus.RECEIVED)
+            .values(status=InboxStatus.HANDLED, handled_at=bindparam("now")))
+
+
 def mark_handled(db: DB, key: str) -> None:
-    db.execute(update(Inbox).where(Inbox.key == key, Inbox.status == InboxStatus.RECEIVED)
-               .values(status=InboxStatus.HANDLED, handled_at=utcnow())
-               .execution_options(synchronize_session=False))
+    db.flush()
+    db.connection().execute(_mark_handled(), {"k": key, "now": utcnow()})
 
 
 def reply(db: DB, wakeups: Wakeups, msg: InboundMessage, text: str, *, suffix: str = "reply") -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.orm import Session as DB
 
 from claude_signal import commands as c
@@ -68,14 +69,22 @@ def successors(db: DB, key: str) -> Wakeups:
     after the commit that marked ``key`` HANDLED, in a new transaction, so a waiter that committed just
     before is seen."""
     wakeups = Wakeups()
-    status = db.execute(select(Inbox.status).where(Inbox.key == key)).scalar_one_or_none()
-    if status != InboxStatus.HANDLED:
+    status, waiting = _successor_queries()
+    if db.connection().execute(status, {"k": key}).scalar_one_or_none() != InboxStatus.HANDLED:
         return wakeups
-    waiting = db.execute(select(Inbox.payload).where(
-        Inbox.status == InboxStatus.RECEIVED, Inbox.payload["after"].as_string() == key)).scalars()
-    for payload in waiting:
+    for payload in db.connection().execute(waiting, {"k": key}).scalars():
         wakeups.add(Wakeup(COMMAND_TASK, (payload,), queue=SHARED_QUEUE))
     return wakeups
+
+
+@cache
+def _successor_queries() -> tuple[Executable, Executable]:
+    """Built once (every message runs them): a message's status, and the messages waiting for it."""
+    table = Inbox.__table__
+    status = select(table.c.status).where(table.c.key == bindparam("k"))
+    waiting = select(table.c.payload).where(table.c.status == InboxStatus.RECEIVED,
+                                            table.c.payload["after"].as_string() == bindparam("k"))
+    return status, waiting
 
 
 def follows_failed_switch(db: DB, msg: InboundMessage) -> bool:

@@ -160,13 +160,18 @@ class WorkerProcess(LoggedProcess):
             pool = ["-P", "threads", "-c", self.env.get("CLAUDE_SIGNAL_MAX_TURNS", "8"), "-Q", f"turns.{self.host}"]
         else:
             sender = self.env.get("CLAUDE_SIGNAL_SIGNAL_SENDER", "true").lower() not in ("false", "0", "no")
-            queues = f"shared,host.{self.host}" + (",signal" if sender else "")  # as `claude-signal worker` does
+            queues = ("signal," if sender else "") + f"host.{self.host},shared"  # as `claude-signal worker` does
             pool = ["-P", "prefork", "-c", str(self.concurrency), "-Q", queues]
         self._spawn([CELERY, "-A", "claude_signal", "worker", "-n", self.node, *pool, "-l", "info",
-                     "--without-mingle", "--without-gossip", "-E"])
+                     "--without-mingle", "--without-gossip", *self._events()])
         if wait:
             self.wait_ready()
         return self
+
+    def _events(self) -> list[str]:
+        """``-E`` as ``claude-signal worker`` passes it, unless task events are turned off."""
+        off = self.env.get("CLAUDE_SIGNAL_TASK_EVENTS", "true").lower() in ("false", "0", "no")
+        return [] if off else ["-E"]
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         def ready() -> bool:

@@ -328,6 +328,18 @@ class FakeSignalServer(LoopServer):
         with self._cond:
             return list(self._sent)
 
+    def sent_since(self, index: int, timeout: float = 20.0) -> tuple[list[dict[str, Any]], int]:
+        """The sends after the first ``index`` ones, waiting up to ``timeout`` for one; and the new index
+        (a cheap poll for benchmarks that count replies by the thousand)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._sent) <= index:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return [], index
+                self._cond.wait(left)
+            return self._sent[index:], len(self._sent)
+
     def requests(self, path_prefix: str = "") -> list[tuple[str, str, Any]]:
         """Every request received: (method, path, JSON body or None)."""
         with self._cond:
