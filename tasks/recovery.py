@@ -1,25 +1,42 @@
-"""``recovery.run``: pause orphaned sessions, kill what they left on this host, re-send lost wake-ups."""
+"""``recovery.run``: pause orphaned sessions, kill what they left on this host, re-send lost wake-ups.
+
+Orphans are paused in batches, one short transaction each, so a recovery of thousands never holds the
+database long enough to stall a heartbeat; one recovery at a time does it (the others, finding it busy,
+leave it the orphans and do only their host's part).
+"""
 
 from __future__ import annotations
 
 from claude_signal import recovery, runtime, sweep
 from claude_signal.celery import app
+from claude_signal.lanes import RECOVERY, exclusive
 from claude_signal.wakeups import RECOVERY_RUN, Wakeups
+
+LOCK_TTL = 60.0  # renewed after every batch; a recovery that dies frees it within this
 
 
 @app.task(name=RECOVERY_RUN, bind=True)
 def run(self, reason: str = "sweep") -> dict:  # type: ignore[no-untyped-def]
-    host = runtime.settings().host
+    settings = runtime.settings()
     wakeups = Wakeups()
-    with runtime.transaction() as db:
-        paused, notices = recovery.recover_orphans(db, task_id=self.request.id)
-        leftovers = recovery.leftover_processes(db, host)
-    for outbox_id in notices:
+    paused: list[recovery.Paused] = []
+    notices = recovery.Notices()
+    with exclusive(settings.resolved_broker_url, RECOVERY, ttl=LOCK_TTL) as lock:
+        busy = not lock.held
+        while lock.held:
+            with runtime.transaction() as db:
+                batch, _ = recovery.recover_orphans(db, task_id=self.request.id, notices=notices)
+            paused += batch
+            if not batch or not lock.renew():
+                break
+    for outbox_id in notices.ids():  # after the last batch: a notice grows while its conversation's come in
         wakeups.send_reply(outbox_id)
+    with runtime.transaction(read_only=True) as db:
+        leftovers = recovery.leftover_processes(db, settings.host)
     cleared = recovery.reap_leftovers(leftovers)
     with runtime.transaction() as db:
         recovery.clear_process_records(db, cleared)
         wakeups.extend(sweep.due(db))
     runtime.publish(app, wakeups)
-    return {"reason": reason, "paused": [p.session_id for p in paused], "reaped": len(cleared),
-            "rewoken": len(wakeups)}
+    return {"reason": reason, "paused": len(paused), "reaped": len(cleared), "rewoken": len(wakeups),
+            "busy": busy}

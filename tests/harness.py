@@ -106,8 +106,11 @@ class LoggedProcess:
 
     def _spawn(self, argv: list[str]) -> None:
         self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
+        # This checkout's code, whichever one the environment has installed (a worktree tests its own).
+        path = [str(ROOT), *filter(None, [self.env.get("PYTHONPATH")])]
+        env = {**self.env, "PYTHONPATH": os.pathsep.join(path)}
         with self.logfile.open("ab") as log:
-            self.proc = subprocess.Popen(argv, env=self.env, cwd=self.env["CLAUDE_SIGNAL_HOME"], stdout=log,
+            self.proc = subprocess.Popen(argv, env=env, cwd=self.env["CLAUDE_SIGNAL_HOME"], stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
