@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -32,6 +34,7 @@ from claude_signal.db.models import (
     TurnStatus,
     utcnow,
 )
+from claude_signal.lanes import Lane
 from claude_signal.lifecycle import transition_many
 from claude_signal.procs import kill_recorded_group
 
@@ -197,6 +200,23 @@ def recover_orphans(db: DB, *, task_id: str | None, limit: int = BATCH,
         log.warning("paused %d session(s) whose turn lost its worker: %s", len(paused),
                     ", ".join(p.session_id for p in paused[:20]) + (" …" if len(paused) > 20 else ""))
     return paused, notify(db, paused, notices)
+
+
+def recover_all(transaction: Callable[[], AbstractContextManager[DB]], lock: Lane, *,
+                task_id: str | None) -> tuple[list[Paused], list[int]] | None:
+    """Batch after batch, each in a transaction of its own, until no orphan is left; None when another
+    recovery holds ``lock`` (it does them all). Returns the paused sessions and their notices' ids, which
+    the caller wakes only now: a notice grows while its conversation's orphans come in."""
+    if not lock.held:
+        return None
+    paused: list[Paused] = []
+    notices = Notices()
+    while True:
+        with transaction() as db:
+            batch, _ = recover_orphans(db, task_id=task_id, notices=notices)
+        paused += batch
+        if not batch or not lock.renew():  # done, or the lock lapsed: the next holder goes on
+            return paused, notices.ids()
 
 
 def leftover_processes(db: DB, host: str) -> list[LeftoverProcess]:

@@ -19,17 +19,10 @@ LOCK_TTL = 60.0  # renewed after every batch; a recovery that dies frees it with
 def run(self, reason: str = "sweep") -> dict:  # type: ignore[no-untyped-def]
     settings = runtime.settings()
     wakeups = Wakeups()
-    paused: list[recovery.Paused] = []
-    notices = recovery.Notices()
     with exclusive(settings.resolved_broker_url, RECOVERY, ttl=LOCK_TTL) as lock:
-        busy = not lock.held
-        while lock.held:
-            with runtime.transaction() as db:
-                batch, _ = recovery.recover_orphans(db, task_id=self.request.id, notices=notices)
-            paused += batch
-            if not batch or not lock.renew():
-                break
-    for outbox_id in notices.ids():  # after the last batch: a notice grows while its conversation's come in
+        done = recovery.recover_all(runtime.transaction, lock, task_id=self.request.id)
+    paused, notices = done if done is not None else ([], [])
+    for outbox_id in notices:
         wakeups.send_reply(outbox_id)
     with runtime.transaction(read_only=True) as db:
         leftovers = recovery.leftover_processes(db, settings.host)
@@ -39,4 +32,4 @@ def run(self, reason: str = "sweep") -> dict:  # type: ignore[no-untyped-def]
         wakeups.extend(sweep.due(db))
     runtime.publish(app, wakeups)
     return {"reason": reason, "paused": len(paused), "reaped": len(cleared), "rewoken": len(wakeups),
-            "busy": busy}
+            "busy": done is None}

@@ -106,6 +106,7 @@ class FakeSignalServer(LoopServer):
         self._clock = int(time.time() * 1000)
         self._send_attempts = 0
         self._attachments: dict[str, tuple[bytes, str]] = {}  # id -> (bytes, content type)
+        self._intercept: Callable[[dict[str, Any]], int | None] | None = None
         self._cond = threading.Condition()
         super().__init__()
 
@@ -291,6 +292,12 @@ class FakeSignalServer(LoopServer):
         """Let ``successes`` more sends through, then fail one (e.g. in the middle of a multi-part reply)."""
         with self._cond:
             self.faults.planned[self._send_attempts + successes + 1] = status
+
+    def intercept_next_send(self, hook: Callable[[dict[str, Any]], int | None]) -> None:
+        """Call ``hook`` with the body of the next send before it is taken; a status it returns fails the send
+        (nothing is delivered), None lets it through. Tests kill a worker there, mid-POST."""
+        with self._cond:
+            self._intercept = hook
 
     def fail_next_send_for_recipients(self, reason: str = "NETWORK_FAILURE") -> None:
         """The next send is accepted (201) with a per-recipient failure, as group sends often are."""
@@ -540,6 +547,10 @@ class FakeSignalServer(LoopServer):
                 base64.b64decode(str(attachment).rsplit("base64,", 1)[-1], validate=True)
             except ValueError:
                 return self._error(400, "Couldn't decode base64 attachment")
+        with self._cond:
+            hook, self._intercept = self._intercept, None
+        if hook is not None and (status := hook(body)) is not None:
+            return self._error(status, "Failed to send message")
         with self._cond:
             self._send_attempts += 1
             failure = self.faults.send_failures.pop(0) if self.faults.send_failures else None
