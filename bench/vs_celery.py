@@ -344,40 +344,38 @@ def claude_signal(tmp: Path, kind: str, bare: Bare, args: argparse.Namespace) ->
 # ------------------------------------------------------------------------------------------ turns
 
 
-def fake_claude_own_time(tmp: Path, samples: int) -> float:
-    """Median ms from spawning the fake ``claude`` (as a turn does) to its first text, with no system around."""
-    times = []
+def fake_claude_own_time(tmp: Path) -> float:
+    """Ms from spawning the fake ``claude`` (as a turn does) to its first text, with no system around."""
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "CLAUDE_CONFIG_DIR": str(tmp / "claude-own")}
     line = json.dumps({"type": "user", "message": {"role": "user", "content": "hello"}}) + "\n"
-    for _ in range(samples):
-        started = time.perf_counter()
-        proc = subprocess.Popen([str(FAKE_CLAUDE), "-p", "--input-format", "stream-json", "--output-format",
-                                 "stream-json", "--verbose", "--session-id", str(uuid.uuid4())],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=tmp, text=True)
-        assert proc.stdin and proc.stdout
-        proc.stdin.write(line)
-        proc.stdin.flush()
-        for out in proc.stdout:
-            if json.loads(out).get("type") == "assistant":
-                break
-        times.append((time.perf_counter() - started) * 1000)
-        proc.kill()
-        proc.wait()
-    return statistics.median(times)
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(FAKE_CLAUDE), "-p", "--input-format", "stream-json", "--output-format",
+                             "stream-json", "--verbose", "--session-id", str(uuid.uuid4())],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=tmp, text=True)
+    assert proc.stdin and proc.stdout
+    proc.stdin.write(line)
+    proc.stdin.flush()
+    for out in proc.stdout:
+        if json.loads(out).get("type") == "assistant":
+            break
+    took = (time.perf_counter() - started) * 1000
+    proc.kill()
+    proc.wait()
+    return took
 
 
 def turn_overhead(s: Stack, replies: Replies, samples: int) -> float:
     """Median ms from a prompt's injection to its first text at the fake Signal server, less the fake
-    ``claude``'s own time (each turn spawns it, so its start is part of the turn, not of our overhead)."""
-    own = fake_claude_own_time(s.tmp, samples)
-    times = []
+    ``claude``'s own time from spawn to first text (each turn spawns it), measured alternately with it."""
+    own, times = [], []
     for i in range(samples):
+        own.append(fake_claude_own_time(s.tmp))
         started = time.perf_counter()
         s.signal.group_message(ALICE, s.groups[0], f"hello {i}")
         while not any("Echo: hello" in m["message"] for m in replies.next()):
             pass
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times) - own
+    return statistics.median(times) - statistics.median(own)
 
 
 # ------------------------------------------------------------------------------------------ recovery

@@ -44,7 +44,7 @@ def verdict(db: DB, msg: InboundMessage, received_at: datetime | None) -> Verdic
     """May ``msg`` be handled now? ``received_at`` is when the inbox first recorded it."""
     if not msg.after or msg.kind == "reaction":
         return Verdict.READY
-    before = db.execute(select(Inbox.status, Inbox.received_at).where(Inbox.key == msg.after)).one_or_none()
+    before = db.connection().execute(_predecessor(), {"k": msg.after}).one_or_none()
     now = utcnow()
     if before is None:
         waited = (now - received_at).total_seconds() if received_at is not None else 0.0
@@ -75,6 +75,12 @@ def successors(db: DB, key: str) -> Wakeups:
     for payload in db.connection().execute(waiting, {"k": key}).scalars():
         wakeups.add(Wakeup(COMMAND_TASK, (payload,), queue=SHARED_QUEUE))
     return wakeups
+
+
+@cache
+def _predecessor() -> Executable:  # built once: every message the listener read after another asks
+    table = Inbox.__table__
+    return select(table.c.status, table.c.received_at).where(table.c.key == bindparam("k"))
 
 
 @cache
