@@ -83,7 +83,7 @@ def _take(where: str, orm: bool) -> Executable:
     when the guard did not hold. Every claim counts an attempt, which is the claim's fencing token.
 
     ``where``: ``id`` (the row, if due and nobody holds it), ``head`` (the recipient's oldest unsent row,
-    if due) or ``here`` (the row, if pending and no reply to its recipient is ahead of it)."""
+    if due) or ``here`` (the row, if pending and out of its backoff, with no reply to its recipient ahead)."""
     now = bindparam("now")
     claimable = or_(T.c.status == OutboxStatus.PENDING,
                     (T.c.status == OutboxStatus.SENDING) & (T.c.claimed_until < now))
@@ -98,7 +98,7 @@ def _take(where: str, orm: bool) -> Executable:
         guard = [T.c.id == head, due]
     else:
         ahead = exists().where(other.c.recipient == T.c.recipient, other.c.id < T.c.id, other.c.status.in_(UNSENT))
-        guard = [T.c.id == bindparam("oid"), T.c.status == OutboxStatus.PENDING, ~ahead]
+        guard = [T.c.id == bindparam("oid"), T.c.status == OutboxStatus.PENDING, T.c.next_attempt_at <= now, ~ahead]
     changes = {"status": OutboxStatus.SENDING, "claimed_until": bindparam("until"), "attempts": T.c.attempts + 1}
     if orm:  # the caller gets an Outbox instance (outbox.send holds on to it)
         return (update(Outbox).where(*guard).values(changes).returning(Outbox)
