@@ -4,10 +4,11 @@ The task names one row, but sends whatever is due for that row's recipient, olde
 the recipient's lane; a reply split into parts records each part as it goes, so a retry resumes where
 the last attempt stopped.
 
-Most replies never need it: the task that wrote a short reply claims it in the same transaction and posts
-it right after the commit (:func:`claim_here`, :func:`post_here`, :func:`mark_posted`). Only a reply to a
-recipient with no other reply ahead is claimed there, so order holds without the lane; ``outbox.send``
-remains for retries, pacing, long replies, machines that cannot reach Signal, and claims whose sender died.
+Most replies never need it: the task that wrote a short reply (a command's answer, a turn's last words)
+claims it and posts it right after the commit (:func:`claim_here`, :func:`post_here`, :func:`mark_posted`).
+Only a reply to a recipient with no other reply ahead is claimed there, so order holds without the lane;
+``outbox.send`` remains for retries, pacing, long replies, machines that cannot reach Signal, and claims
+whose sender died.
 """
 
 from __future__ import annotations
@@ -140,8 +141,9 @@ def _still_ours(settings: Settings, row: Outbox, lane: Lane | None) -> bool:
 
 
 def claim_here(db: DB, wakeups: Wakeups, settings: Settings) -> list[Outbox]:
-    """In the transaction that wrote them: claim the replies among ``wakeups`` that this task can post
-    itself right after its commit, and drop their wake-ups. Only on a machine that sends to Signal, only a
+    """In the transaction that wrote them (or one right after it, before their wake-ups are published):
+    claim the replies among ``wakeups`` that this task can post itself after the commit, and drop their
+    wake-ups. Only on a machine that sends to Signal, only a
     reply that goes out in one message, and only the head of its recipient's replies (so at most one per
     recipient); the others keep their ``outbox.send``."""
     if not (settings.signal_sender and settings.account):
