@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session as DB
@@ -38,14 +39,16 @@ def enqueue(
     dedupe_key: str,
     inbox_key: str | None = None,
     text_mode: str = "normal",
+    attachments: dict[str, Any] | None = None,
 ) -> int:
-    """Add a reply unless one with this dedupe key exists; returns the row id either way."""
+    """Add a reply unless one with this dedupe key exists; returns the row id either way. ``attachments``
+    are files sent with it (:func:`claude_signal.attachments_out.pack`)."""
     insert_or_ignore(
         db,
         Outbox,
         {"dedupe_key": dedupe_key, "inbox_key": inbox_key, "recipient": recipient, "text": text,
-         "text_mode": text_mode, "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": utcnow(),
-         "created_at": utcnow()},
+         "text_mode": text_mode, "attachments": attachments, "status": OutboxStatus.PENDING, "attempts": 0,
+         "next_attempt_at": utcnow(), "created_at": utcnow()},
         "dedupe_key",
     )
     return db.execute(select(Outbox.id).where(Outbox.dedupe_key == dedupe_key)).scalar_one()
