@@ -23,6 +23,11 @@ HELP = """claude-signal commands:
 /approve none          ask again before each tool (undoes /approve all)
 /deny [id] [reason]    refuse it
 /mode <default|acceptEdits|plan|bypassPermissions>
+/model [name]          the session's model (sonnet, opus, haiku, an id; default)
+/quiet [on|off]        fold the tools Claude runs into its answer
+/get <path>            a file of the project, as an attachment
+/export                the conversation as a Markdown file
+/cost                  what this session, today and this month cost
 /every <when> <prompt> run a prompt on a schedule (30m, 2h, daily 09:00, weekdays 09:00, "cron")
 /at <time> <prompt>    run one once (18:30, in 10m, tomorrow 08:00)
 /schedules             list them; /unschedule, /pause, /resume <schedule id>
