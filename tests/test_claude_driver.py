@@ -77,6 +77,8 @@ def test_argv_first_turn_then_resume() -> None:
     assert build_argv("claude", session_id="s", resume=False, permission_mode="plan")[-4:] == [
         "--permission-mode", "plan", "--session-id", "s"]
     assert build_argv("claude", session_id="s", resume=True, permission_mode="default")[-1] == "--resume=s"
+    assert build_argv("claude", session_id="s", resume=True, permission_mode="default", model="haiku")[-2:] == [
+        "--model=haiku", "--resume=s"]  # one argument: a model name can never be read as another flag
 
 
 def test_conversation_continues_across_processes(tmp_path: Path, env: dict[str, str]) -> None:
