@@ -51,7 +51,7 @@ def pick(raw: str, project: str, roots: Sequence[Path], protected: Sequence[Path
     except FileNotFoundError:
         raise Refused(f"There is no {raw} in {project}." if not given.is_absolute()
                       else f"There is no {raw} on this host.") from None
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, ValueError) as error:  # a loop of links, a NUL in the name, …
         raise Refused(f"{raw} cannot be opened ({error.__class__.__name__}).") from None
     allowed = [Path(os.path.expanduser(str(r))).resolve() for r in roots]
     if not any(resolved.is_relative_to(root) for root in allowed):
@@ -101,8 +101,8 @@ def request(db: DB, msg: InboundMessage, session: Session | None, wakeups: Wakeu
 
     if session is None:
         raise Reply(replies.no_current_session())
-    if session.status not in (SessionStatus.ACTIVE, SessionStatus.PAUSED):
-        raise Reply(f"Session {session.id} is {session.status.lower()}; /get needs a current session.")
+    if session.status not in (SessionStatus.ACTIVE, SessionStatus.PAUSED):  # still starting, or ended
+        raise Reply(replies.not_accepting_prompts(session.id, SessionStatus(session.status)))
     wakeups.add(Wakeup(SESSION_GET_FILE, (session.id, msg.key), queue=host_queue(session.host),
                        task_id=f"{msg.key}:get"))
     return True

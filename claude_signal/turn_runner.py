@@ -412,7 +412,7 @@ def _run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
         hooks.stop_typing()
     tail = hooks.batcher.finish()
     result, last_line = outcome_to_result(outcome, hooks.stop_reason, turn, settings.host)
-    result = dataclasses.replace(result, answer="\n\n".join(hooks.transcript) or None)
+    result = dataclasses.replace(result, answer=recorded_answer(hooks.transcript))
     if tail and result.status == TurnStatus.DONE:  # one buzz: the cost line ends the answer's last message
         tail, last_line = tail[:-1], f"{tail[-1]}\n\n{last_line}"
     hooks._emit(tail)
@@ -422,6 +422,16 @@ def _run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
     wakeups.extend(hooks.wakeups)
     log.info("turn %d of session %s: %s (%s)", turn.turn_id, turn.session_id, result.status, outcome.status)
     return wakeups
+
+
+MAX_RECORDED_ANSWER = 200_000  # characters of a turn kept for /export; a runaway turn must not bloat the row
+
+
+def recorded_answer(transcript: list[str]) -> str | None:
+    text = "\n\n".join(transcript)
+    if len(text) > MAX_RECORDED_ANSWER:
+        text = text[:MAX_RECORDED_ANSWER] + "\n\n… (cut: the rest of this turn was too long to keep)"
+    return text or None
 
 
 def _over_budget(turn: turns.ClaimedTurn, settings: Settings) -> str | None:

@@ -53,3 +53,13 @@ def test_export_replies_with_the_file(engine: Engine, settings: Settings, projec
     assert (file.filename, file.content_type) == (f"session-{sid}.md", "text/markdown")
     body = base64.b64decode(file.data).decode()
     assert "📎 a.png\n\nwhat is this?\n\n**Claude:**\n\nA chart.\n\n_1.5s · $0.5000_" in body
+
+
+def test_a_turns_recorded_answer_is_bounded() -> None:
+    from claude_signal.turn_runner import MAX_RECORDED_ANSWER, recorded_answer
+
+    assert recorded_answer([]) is None
+    assert recorded_answer(["› Bash: ls", "Two files."]) == "› Bash: ls\n\nTwo files."
+    long = recorded_answer(["x" * (MAX_RECORDED_ANSWER + 10)])
+    assert long is not None and long.endswith("(cut: the rest of this turn was too long to keep)")
+    assert len(long) < MAX_RECORDED_ANSWER + 100
