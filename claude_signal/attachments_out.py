@@ -45,6 +45,21 @@ def safe_filename(name: str) -> str:
     return cleaned[:120]
 
 
+PICTURE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+
+
+def picture(media_type: str, data: str, number: int) -> OutFile | None:
+    """A tool's image block (base64) as ``picture-<number>.<ext>``; None when it is no picture or no base64."""
+    extension = PICTURE_TYPES.get(media_type.lower())
+    if extension is None:
+        return None
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except ValueError:
+        return None
+    return OutFile.of(f"picture-{number}.{extension}", media_type.lower(), raw)
+
+
 def pack(files: list[OutFile]) -> dict[str, Any] | None:
     """The outbox column's value for ``files`` (None for none)."""
     if not files:

@@ -18,8 +18,18 @@ from claude_signal.db.models import Inbox, Session, Turn, TurnStatus
 from claude_signal.replies import plural
 from claude_signal.zones import zone
 
+MAX_RECORDED_ANSWER = 200_000  # characters of a turn kept for /export; a runaway turn must not bloat the row
+
 ENDINGS = {TurnStatus.FAILED: "failed", TurnStatus.INTERRUPTED: "interrupted", TurnStatus.CANCELLED: "cancelled",
            TurnStatus.QUEUED: "not run yet", TurnStatus.RUNNING: "still running"}
+
+
+def recorded_answer(transcript: list[str]) -> str | None:
+    """What a turn keeps of what Claude said and did (its prose and tool lines, in order), bounded."""
+    text = "\n\n".join(transcript)
+    if len(text) > MAX_RECORDED_ANSWER:
+        text = text[:MAX_RECORDED_ANSWER] + "\n\n… (cut: the rest of this turn was too long to keep)"
+    return text or None
 
 
 @dataclass(frozen=True)

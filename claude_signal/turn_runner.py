@@ -9,7 +9,6 @@ Whatever happens inside, the turn ends in a final state with one plain message.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import logging
 import os
@@ -19,7 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_signal import asks, attachments_in, attachments_out, previews, replies, runtime, schedule_runs, turns
+from claude_signal import (
+    asks,
+    attachments_in,
+    attachments_out,
+    exports,
+    previews,
+    replies,
+    runtime,
+    schedule_runs,
+    turns,
+)
 from claude_signal.claude import driver as claude_driver
 from claude_signal.claude import protocol as p
 from claude_signal.claude.summaries import format_cost_line, result_error_text, tool_summary
@@ -120,8 +129,8 @@ class DatabaseHooks:
         """Pictures a tool returned go to the phone as attachments, captioned with what came before them
         (so the answer keeps its order) or with the tool that made them."""
         room = MAX_PICTURES_PER_TURN - self.pictures
-        files = [f for f in (tool_picture(image, n) for n, image in enumerate(result.images[:max(room, 0)],
-                                                                              self.pictures + 1)) if f]
+        numbered = enumerate(result.images[:max(room, 0)], self.pictures + 1)
+        files = [f for f in (attachments_out.picture(i.media_type, i.data, n) for n, i in numbered) if f]
         if not files:
             return
         self.pictures += len(files)
@@ -281,20 +290,7 @@ class DatabaseHooks:
             _publish_typing(self.turn.conversation, False, self.turn.turn_id)
 
 
-MAX_PICTURES_PER_TURN = 10
-PICTURE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
-
-
-def tool_picture(image: p.Image, number: int) -> attachments_out.OutFile | None:
-    """An image block as a file for the phone; None when it is not a picture or not valid base64."""
-    extension = PICTURE_TYPES.get(image.media_type.lower())
-    if extension is None:
-        return None
-    try:
-        raw = base64.b64decode(image.data, validate=True)
-    except ValueError:
-        return None
-    return attachments_out.OutFile.of(f"picture-{number}.{extension}", image.media_type.lower(), raw)
+MAX_PICTURES_PER_TURN = 10  # a tool that returns pictures in a loop must not flood the phone
 
 
 def _publish_typing(conversation: str, on: bool, turn_id: int) -> None:
@@ -412,7 +408,7 @@ def _run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
         hooks.stop_typing()
     tail = hooks.batcher.finish()
     result, last_line = outcome_to_result(outcome, hooks.stop_reason, turn, settings.host)
-    result = dataclasses.replace(result, answer=recorded_answer(hooks.transcript))
+    result = dataclasses.replace(result, answer=exports.recorded_answer(hooks.transcript))
     if tail and result.status == TurnStatus.DONE:  # one buzz: the cost line ends the answer's last message
         tail, last_line = tail[:-1], f"{tail[-1]}\n\n{last_line}"
     hooks._emit(tail)
@@ -422,16 +418,6 @@ def _run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
     wakeups.extend(hooks.wakeups)
     log.info("turn %d of session %s: %s (%s)", turn.turn_id, turn.session_id, result.status, outcome.status)
     return wakeups
-
-
-MAX_RECORDED_ANSWER = 200_000  # characters of a turn kept for /export; a runaway turn must not bloat the row
-
-
-def recorded_answer(transcript: list[str]) -> str | None:
-    text = "\n\n".join(transcript)
-    if len(text) > MAX_RECORDED_ANSWER:
-        text = text[:MAX_RECORDED_ANSWER] + "\n\n… (cut: the rest of this turn was too long to keep)"
-    return text or None
 
 
 def _over_budget(turn: turns.ClaimedTurn, settings: Settings) -> str | None:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from claude_signal.attachments_out import OutFile, human_size, pack, safe_filename, unpack, upload_allowance
+from claude_signal.attachments_out import (
+    OutFile,
+    human_size,
+    pack,
+    picture,
+    safe_filename,
+    unpack,
+    upload_allowance,
+)
 from tests.fakes.signal_rest import SentFile
 
 
@@ -24,3 +32,10 @@ def test_sizes_and_upload_time() -> None:
     assert [human_size(n) for n in (12, 2048, 5 * 1048576)] == ["12 bytes", "2.0 KB", "5.0 MB"]
     assert upload_allowance([]) == 0
     assert upload_allowance([OutFile.of("a", "text/plain", b"x" * 1048576)]) == 2.0  # 512 KB a second
+
+
+def test_a_tools_picture_becomes_a_numbered_file() -> None:
+    png = picture("IMAGE/PNG", "iVBORw0K", 3)
+    assert png is not None and (png.filename, png.content_type, png.size) == ("picture-3.png", "image/png", 6)
+    assert picture("image/svg+xml", "PHN2Zz4=", 1) is None  # not a picture a phone shows as one
+    assert picture("image/png", "not base64!", 1) is None

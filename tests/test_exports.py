@@ -56,7 +56,7 @@ def test_export_replies_with_the_file(engine: Engine, settings: Settings, projec
 
 
 def test_a_turns_recorded_answer_is_bounded() -> None:
-    from claude_signal.turn_runner import MAX_RECORDED_ANSWER, recorded_answer
+    from claude_signal.exports import MAX_RECORDED_ANSWER, recorded_answer
 
     assert recorded_answer([]) is None
     assert recorded_answer(["› Bash: ls", "Two files."]) == "› Bash: ls\n\nTwo files."
