@@ -74,10 +74,11 @@ def record(db: DB, msg: InboundMessage) -> Inbox:
     return row
 
 
-def mark_handled(db: DB, key: str) -> None:
-    db.execute(update(Inbox).where(Inbox.key == key, Inbox.status == InboxStatus.RECEIVED)
-               .values(status=InboxStatus.HANDLED, handled_at=utcnow())
-               .execution_options(synchronize_session=False))
+def mark_handled(db: DB, key: str) -> bool:
+    """RECEIVED → HANDLED as a compare-and-set; True when this call made the change (a claim)."""
+    return db.execute(update(Inbox).where(Inbox.key == key, Inbox.status == InboxStatus.RECEIVED)
+                      .values(status=InboxStatus.HANDLED, handled_at=utcnow())
+                      .execution_options(synchronize_session=False)).rowcount == 1
 
 
 def reply(db: DB, wakeups: Wakeups, msg: InboundMessage, text: str, *, suffix: str = "reply") -> None:
