@@ -63,13 +63,16 @@ def recheck_in(db: DB, msg: InboundMessage) -> float | None:
     return max(1.0, MISSING_WAIT - waited + 1.0)
 
 
+def is_handled(db: DB, key: str) -> bool:
+    return db.execute(select(Inbox.status).where(Inbox.key == key)).scalar_one_or_none() == InboxStatus.HANDLED
+
+
 def successors(db: DB, key: str) -> Wakeups:
     """``command.handle`` again for every message waiting for ``key``, once ``key`` is HANDLED. Call it
     after the commit that marked ``key`` HANDLED, in a new transaction, so a waiter that committed just
     before is seen."""
     wakeups = Wakeups()
-    status = db.execute(select(Inbox.status).where(Inbox.key == key)).scalar_one_or_none()
-    if status != InboxStatus.HANDLED:
+    if not is_handled(db, key):
         return wakeups
     waiting = db.execute(select(Inbox.payload).where(
         Inbox.status == InboxStatus.RECEIVED, Inbox.payload["after"].as_string() == key)).scalars()
