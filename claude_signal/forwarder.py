@@ -4,10 +4,10 @@ Publishing is not delivery: kombu takes a message off the Redis list and records
 two steps, so a worker killed in between loses it, and json-rpc Signal keeps no copy. So a record stays in
 the journal, "in flight", until a worker acknowledges that the inbox holds it
 (:mod:`claude_signal.inbox_acks`). One not acknowledged within ``republish_after`` seconds is published
-again. How soon after that depends on what the workers do: while they acknowledge other messages, one they
-did not acknowledge was lost, so it goes again every ``republish_after``; while they acknowledge nothing at
-all (none is taking messages, and the copies wait in the queue), the wait doubles up to
-``MAX_REPUBLISH_FACTOR`` times the bound, so a long worker outage does not fill the queue with copies. A
+again. How soon after that depends on what the workers do. The queue is first in, first out: once they
+acknowledge a message published after a record's last copy, that copy was lost (not merely waiting), so it
+goes again every ``republish_after``. Without such evidence (the workers are away, or behind a backlog
+that the copies would only lengthen) the wait doubles up to ``MAX_REPUBLISH_FACTOR`` times the bound. A
 broker that restarted (its run id changed) may have lost every copy it held: each record in flight is
 published again at once. The inbox makes every extra copy a no-op. While records are in flight the thread
 looks for acknowledgements every ``check_every`` seconds (one pipelined round trip); with nothing in
@@ -68,8 +68,9 @@ class Flight:
 
     record: dict[str, Any]
     start: int | None  # where it begins in the journal; None when the disk failed and it lives in memory
-    published: float  # monotonic time of its last copy
-    wait: float  # how long after that copy the next one goes, unless other messages are acknowledged
+    first: float  # monotonic time of its first copy
+    published: float  # and of its last
+    wait: float  # how long after that copy the next one goes, unless a later message overtook it
 
 
 class Forwarder:
@@ -92,7 +93,7 @@ class Forwarder:
         self._flights: OrderedDict[str, Flight] = OrderedDict()
         self._read = spool.cursor()  # journal offset up to which records have been published
         self._committed = self._read
-        self._last_ack = float("-inf")  # monotonic time the workers last acknowledged anything
+        self._consumed_before = float("-inf")  # what was published before this was taken off the queue
         self._broker_run: str | None = None
 
     def start(self) -> Forwarder:
@@ -177,7 +178,8 @@ class Forwarder:
         if not isinstance(key, str) or key in self._flights:
             return  # a copy of a record already in flight: its acknowledgement covers both
         self.publisher.publish(record)
-        self._flights[key] = Flight(record, start, time.monotonic(), self.republish_after)
+        now = time.monotonic()
+        self._flights[key] = Flight(record, start, now, now, self.republish_after)
 
     def _publish_new(self) -> int:
         count = 0
@@ -201,10 +203,8 @@ class Forwarder:
             acknowledged = self.publisher.acknowledged(list(self._flights))
             run = self.publisher.broker_run()
             now = time.monotonic()
-            if acknowledged:
-                self._last_ack = now
             for key in acknowledged:
-                del self._flights[key]
+                self._consumed_before = max(self._consumed_before, self._flights.pop(key).first)
             if run != self._broker_run:
                 if self._broker_run is not None and self._flights:
                     log.warning("the broker restarted; publishing the %d message(s) in flight again",
@@ -223,16 +223,16 @@ class Forwarder:
             self._committed = stored
 
     def _republish_if_due(self, key: str, flight: Flight, now: float) -> None:
-        """Another copy once its wait is over; while workers take other messages, that wait is the bound."""
-        taken = self._last_ack > flight.published  # workers acknowledged others since its last copy
-        wait = min(flight.wait, self.republish_after) if taken else flight.wait
+        """Another copy once its wait is over; that wait is the bound once a later message overtook it."""
+        lost = flight.published < self._consumed_before  # a message published after its last copy was taken
+        wait = min(flight.wait, self.republish_after) if lost else flight.wait
         if now < flight.published + wait:
             return
         log.warning("%s is not in the inbox %.0fs after its last copy; publishing it again",
                     key, now - flight.published)
         self.publisher.publish(flight.record)
         flight.published = now
-        if taken or wait < self.republish_after:
+        if lost or wait < self.republish_after:
             flight.wait = self.republish_after
-        else:  # nobody takes anything: the copies wait in the queue, so send fewer
+        else:  # no sign it was lost: it may wait behind others, and copies would lengthen the queue
             flight.wait = min(wait * 2, self.republish_after * MAX_REPUBLISH_FACTOR)
