@@ -23,8 +23,8 @@ from claude_signal.inbound import COMMAND_TASK, InboundMessage
 from claude_signal.wakeups import SHARED_QUEUE, Wakeup, Wakeups
 
 # How long a message waits for a predecessor the inbox has never seen. The listener keeps re-publishing an
-# unacknowledged message, every ``republish_after`` while workers take messages and with a doubling wait of
-# at most 16 x ``republish_after`` (8 min by default) while none does, so past this it was lost for good.
+# unacknowledged message: every ``republish_after`` once it is known lost, else with a doubling wait of at
+# most 16 x ``republish_after`` (8 min by default), so past this it was lost for good.
 MISSING_WAIT = 600.0
 # A predecessor still RECEIVED after this long is one the sweep gave up on (sweep.INBOX_GIVE_UP).
 STUCK_WAIT = 86400.0
