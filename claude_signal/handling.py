@@ -61,7 +61,9 @@ class Reply(Exception):
 
 
 def record(db: DB, msg: InboundMessage) -> Inbox:
-    """Insert the message unless its key is known; returns the row (new or the earlier one)."""
+    """Insert the message unless its key is known; returns the row (new or the earlier one), locked until
+    this transaction ends, so two copies handled at once take turns: the second finds the first's work done
+    (PostgreSQL; SQLite runs one writer at a time anyway)."""
     insert_or_ignore(
         db, Inbox,
         {"key": msg.key, "sender": msg.sender, "conversation": msg.conversation, "text": msg.text,
@@ -69,15 +71,16 @@ def record(db: DB, msg: InboundMessage) -> Inbox:
          "received_at": utcnow()},
         "key",
     )
-    row = db.get(Inbox, msg.key, populate_existing=True)
+    row = db.get(Inbox, msg.key, populate_existing=True, with_for_update=True)
     assert row is not None
     return row
 
 
-def mark_handled(db: DB, key: str) -> None:
-    db.execute(update(Inbox).where(Inbox.key == key, Inbox.status == InboxStatus.RECEIVED)
-               .values(status=InboxStatus.HANDLED, handled_at=utcnow())
-               .execution_options(synchronize_session=False))
+def mark_handled(db: DB, key: str) -> bool:
+    """RECEIVED → HANDLED as a compare-and-set; True when this call made the change (a claim)."""
+    return db.execute(update(Inbox).where(Inbox.key == key, Inbox.status == InboxStatus.RECEIVED)
+                      .values(status=InboxStatus.HANDLED, handled_at=utcnow())
+                      .execution_options(synchronize_session=False)).rowcount == 1
 
 
 def reply(db: DB, wakeups: Wakeups, msg: InboundMessage, text: str, *, suffix: str = "reply") -> None:

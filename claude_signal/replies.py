@@ -146,9 +146,23 @@ def unknown_host(host: str, known: Iterable[str]) -> str:
     return f"No worker has ever run on host '{host}' (known hosts: {names}). Start a worker there first."
 
 
+def _last_seen(last_seen: datetime | None) -> str:
+    return f" (last seen {last_seen:%Y-%m-%d %H:%M} UTC)" if last_seen else ""
+
+
 def host_offline(host: str, last_seen: datetime | None) -> str:
-    seen = f" (last seen {last_seen:%Y-%m-%d %H:%M} UTC)" if last_seen else ""
-    return f"Host '{host}' is offline{seen}. Start its worker, then try again."
+    return f"Host '{host}' is offline{_last_seen(last_seen)}. Start its worker, then try again."
+
+
+def start_host_offline(host: str, path: str, last_seen: datetime | None) -> str:
+    """A start the host never took: it went away after the command was accepted."""
+    return (f"Host '{host}' is offline{_last_seen(last_seen)}; the session in {path} was not started. "
+            "Start its worker, then send /session start again.")
+
+
+def resume_host_offline(host: str, session_id: str, last_seen: datetime | None) -> str:
+    return (f"Host '{host}' is offline{_last_seen(last_seen)}; session {session_id} was not resumed. "
+            f"Start its worker, then send /session resume {session_id} again.")
 
 
 def session_list(views: Sequence[SessionView], *, include_ended: bool) -> str:

@@ -7,6 +7,7 @@ of the inbound task, or the recovery sweep), because every wake-up points at a r
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,12 +51,25 @@ def next_turn(session_id: str, host: str) -> Wakeup:
     return Wakeup(SESSION_PROMPT, (session_id,), queue=turn_queue(host))
 
 
+def _identity(wakeup: Wakeup) -> str:
+    """A hashable stand-in for a wake-up (its arguments may hold dicts), so adding one is O(1)."""
+    return json.dumps([wakeup.task, wakeup.queue, wakeup.task_id, wakeup.countdown, wakeup.args],
+                      sort_keys=True, default=str)
+
+
 @dataclass
 class Wakeups:
     items: list[Wakeup] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._seen.update(_identity(w) for w in self.items)
 
     def add(self, wakeup: Wakeup) -> None:
-        if wakeup not in self.items:
+        """Add it unless the same wake-up is already there (a sweep's backlog can be large)."""
+        identity = _identity(wakeup)
+        if identity not in self._seen:
+            self._seen.add(identity)
             self.items.append(wakeup)
 
     def send_reply(self, outbox_id: int) -> None:

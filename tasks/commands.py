@@ -7,7 +7,8 @@ import logging
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from claude_signal import handling, ordering, replies, runtime
+from claude_signal import handling, ordering, releases, replies, runtime
+from claude_signal.broker_redis import client
 from claude_signal.celery import app
 from claude_signal.inbound import COMMAND_TASK, InboundMessage
 from claude_signal.wakeups import SHARED_QUEUE, Wakeup, Wakeups
@@ -64,10 +65,17 @@ def _wait(msg: InboundMessage) -> bool:
 
 
 def release_successors(key: str) -> None:
-    """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit."""
+    """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit. Once:
+    a copy of a message whose successors were woken wakes nobody (:mod:`claude_signal.releases`)."""
+    broker = client(app.conf.broker_url)
+    if releases.already_released(broker, key):
+        return
     with runtime.transaction() as db:
+        handled = ordering.is_handled(db, key)
         wakeups = ordering.successors(db, key)
     runtime.publish(app, wakeups)
+    if handled:
+        releases.mark_released(broker, key)
 
 
 def _is_transient(error: DBAPIError) -> bool:

@@ -17,6 +17,7 @@ from tests.fakes.signal_rest import FakeSignalServer
 from tests.harness import (
     FAKE_CLAUDE,
     RECORDED_CLAUDE,
+    ROOT,
     HostWorkers,
     ListenerProcess,
     Publisher,
@@ -24,7 +25,6 @@ from tests.harness import (
     kill_logged_claudes,
 )
 
-CHECKOUT = Path(__file__).resolve().parents[2]
 ACCOUNT = "+15550000001"
 ALICE = "+15550000002"  # Signal knows her as alice-uuid; she is authorized by uuid and number
 
@@ -146,7 +146,7 @@ def system(database_url: str, tmp_path: Path, claude_cli: str) -> Iterator[Syste
     secret_key = secrets.token_hex(32)  # the installation's: the test publisher signs like the listener
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "PYTHONPATH": str(CHECKOUT),  # workers and the listener import this tree, not wherever it is installed
+        "PYTHONPATH": str(ROOT),  # workers and the listener import this checkout, not wherever it is installed
         "HOME": str(home),
         "CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config"),
         "CLAUDE_SIGNAL_HOME": str(home),

@@ -6,6 +6,7 @@ Each conversation here is a Signal group bound to its own session, as a person w
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -13,12 +14,12 @@ from sqlalchemy import text
 
 from claude_signal.db.models import SessionStatus, TurnStatus
 from claude_signal.procs import group_alive
-from tests.harness import SKEWED_CLOCK, wait_until
+from tests.harness import ROOT, SKEWED_CLOCK, wait_until
 from tests.integration.conftest import ALICE, System
 from tests.integration.helpers import sessions, turns
 
 QUICK = 20.0  # "answered within seconds": far below the turns' own length (60 s), with room for a loaded machine
-SKEWED = {"PYTHONPATH": str(SKEWED_CLOCK), "SKEWED_CLOCK_SECONDS": "-10"}  # a wall clock 10 s behind
+SKEWED = {"PYTHONPATH": f"{SKEWED_CLOCK}{os.pathsep}{ROOT}", "SKEWED_CLOCK_SECONDS": "-10"}  # 10 s behind
 
 
 def group_session(system: System, name: str) -> str:
