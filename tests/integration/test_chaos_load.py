@@ -44,6 +44,7 @@ INTERRUPTED = re.compile(r' — interrupted: "(g\d+-p\d+)"')
 DROPPED = re.compile(r"; (\d+) messages? queued behind it not run")
 
 
+@pytest.mark.both_databases
 def test_kills_under_load_lose_and_repeat_nothing(system: System) -> None:
     seed = int(os.environ.get("CLAUDE_SIGNAL_CHAOS_SEED", random.randrange(1_000_000)))
     print(f"chaos seed {seed}")

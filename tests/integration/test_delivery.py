@@ -22,6 +22,7 @@ def test_command_round_trip(system: System) -> None:
     assert text.startswith(f"Started session {session.id} on hosta in {system.projects.resolve() / 'shop'}")
 
 
+@pytest.mark.both_databases
 def test_same_message_published_twice_has_one_effect(system: System) -> None:
     system.worker()
     msg = system.publisher.message(f"/session start {system.projects / 'shop'}")
@@ -36,6 +37,7 @@ def test_same_message_published_twice_has_one_effect(system: System) -> None:
     assert len([t for t in system.replies() if t.startswith("Started session")]) == 1
 
 
+@pytest.mark.both_databases
 def test_worker_killed_while_holding_a_command(system: System) -> None:
     """SIGKILL of the main process mid-command: a restarted worker runs it; one transition, one reply."""
     first = system.worker(concurrency=4)  # spare slots: periodic sweeps also wait on the lock

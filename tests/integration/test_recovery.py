@@ -40,6 +40,7 @@ def running_claude(system: System) -> int:
                                     and t.status == TurnStatus.RUNNING), None), message="claude to start")
 
 
+@pytest.mark.both_databases
 def test_restart_after_kill_interrupts_only_the_running_turn(system: System) -> None:
     system.scenario("slow", delay=120)
     workers = system.worker()
@@ -87,6 +88,7 @@ def test_killed_turn_process_is_noticed_while_the_control_plane_lives(system: Sy
     assert len(notices(system)) == 1
 
 
+@pytest.mark.both_databases
 def test_two_workers_recovering_at_once_notify_once(system: System) -> None:
     system.scenario("slow", delay=120)
     first = system.worker("w1")
@@ -106,6 +108,7 @@ def test_two_workers_recovering_at_once_notify_once(system: System) -> None:
     assert transitions(system.engine, shop) == [("CREATED", "ACTIVE"), ("ACTIVE", "PAUSED")]
 
 
+@pytest.mark.both_databases
 def test_host_that_goes_away_pauses_its_running_turns_and_answers_at_once(system: System) -> None:
     """No restart at all: another host notices the lapsed lease; commands for the dead host get an answer."""
     system.scenario("slow", delay=120)

@@ -135,6 +135,7 @@ def test_at_runs_once(sched: System, beats: list[BeatProcess]) -> None:
     assert "tick" in listing and once not in listing
 
 
+@pytest.mark.both_databases
 def test_two_beats_make_one_run_per_occurrence(sched: System, beats: list[BeatProcess]) -> None:
     system = sched
     system.worker(concurrency=3)  # ticks from both beats are handled side by side
@@ -157,6 +158,7 @@ def test_two_beats_make_one_run_per_occurrence(sched: System, beats: list[BeatPr
     assert len(runs) <= due_so_far  # twice as many beats, not twice as many runs
 
 
+@pytest.mark.both_databases
 def test_a_missed_hour_makes_one_catch_up_run(sched: System, beats: list[BeatProcess]) -> None:
     system = sched
     workers = system.worker()
