@@ -18,6 +18,9 @@ _transport = {
     # and frequent so recovery is bounded by the timeout, not by the scan.
     "unacked_restore_interval": _settings.unacked_restore_interval,
     "unacked_restore_throttle": 1,
+    # A free pool process takes from the first non-empty queue in the order the worker lists them
+    # (``claude-signal worker``: signal, host, shared), so replies never queue behind a burst of commands.
+    "queue_order_strategy": "priority",
     "socket_keepalive": True,
     "socket_timeout": 30,
     "socket_connect_timeout": 5,
@@ -46,9 +49,9 @@ timezone = "UTC"
 enable_utc = True
 
 # Flower: task events from workers, and "sent" events from publishers (the listener) so a message waiting
-# in a queue is visible too.
-worker_send_task_events = True
-task_send_sent_event = True
+# in a queue is visible too. CLAUDE_SIGNAL_TASK_EVENTS=false turns both off (the README says what they cost).
+worker_send_task_events = _settings.task_events
+task_send_sent_event = _settings.task_events
 task_track_started = True
 
 # Short tasks end in bounded time: a stuck one is killed and its message handed out again.

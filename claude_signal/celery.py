@@ -17,9 +17,10 @@ app = Celery("claude_signal", include=TASK_MODULES, task_cls="claude_signal.sign
 app.config_from_object("celeryconfig")
 
 from claude_signal import inbox_acks, signing, worker_hooks  # noqa: E402  (connect the worker signals)
-from claude_signal.kombu_fixes import survive_broker_restart  # noqa: E402
+from claude_signal.kombu_fixes import reuse_redis_clients, survive_broker_restart  # noqa: E402
 
 worker_hooks.install(app)
 inbox_acks.install(app)
 signing.sign_everything_published()
 survive_broker_restart()
+reuse_redis_clients()

@@ -40,9 +40,12 @@ def worker_argv(settings: Settings, plane: str, name: str, concurrency: int, ext
     if plane == "turns":
         pool = ["-P", "threads", "-c", str(settings.max_turns), "-Q", turn_queue(settings.host)]
     else:
-        queues = [SHARED_QUEUE, host_queue(settings.host), *([SIGNAL_QUEUE] if settings.signal_sender else [])]
+        # In order of precedence (celeryconfig's queue_order_strategy): replies never wait behind a burst
+        # of inbound commands, nor a host's short work.
+        queues = [*([SIGNAL_QUEUE] if settings.signal_sender else []), host_queue(settings.host), SHARED_QUEUE]
         pool = ["-P", "prefork", "-c", str(concurrency), "-Q", ",".join(queues)]
-    return ["celery", "-A", "claude_signal", "worker", "-n", node, *pool, "-E",
+    events = ["-E"] if settings.task_events else []
+    return ["celery", "-A", "claude_signal", "worker", "-n", node, *pool, *events,
             "-l", os.environ.get("CLAUDE_SIGNAL_LOG_LEVEL", "info"), *extra]
 
 

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(default=None, min_length=32,
                                          description="signs task messages; the same on every machine")
     flower_auth: str | None = Field(default=None, description="user:password for Flower started by `up --flower`")
+    task_events: bool = Field(default=True, description="workers and the listener send task events, so Flower "
+                              "shows every task; false saves the CPU they cost (see the README's figures)")
     send_interval: float = Field(default=0.5, ge=0, description="pause between messages to one recipient")
     attachment_over: int = Field(default=8000, ge=2000, description="send replies longer than this (bytes) "
                                                                    "as a text attachment with a preview")

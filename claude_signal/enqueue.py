@@ -19,6 +19,7 @@ from kombu.exceptions import OperationalError
 from claude_signal import inbox_acks
 from claude_signal.broker_redis import client
 from claude_signal.inbound import COMMAND_TASK, InboundMessage, task_id_for
+from claude_signal.kombu_fixes import reuse_redis_clients
 from claude_signal.signing import HEADER, digest
 from claude_signal.wakeups import SHARED_QUEUE
 
@@ -28,13 +29,15 @@ class BrokerUnavailable(Exception):
 
 
 class InboundPublisher:
-    def __init__(self, broker_url: str, *, key: bytes | None = None, connect_timeout: float = 3.0) -> None:
+    def __init__(self, broker_url: str, *, key: bytes | None = None, connect_timeout: float = 3.0,
+                 events: bool = True) -> None:
         self.key = key  # the installation key that signs each message; workers drop unsigned ones
         self.broker_url = broker_url
         self.connect_timeout = connect_timeout
+        reuse_redis_clients()
         self.app = Celery("claude-signal-listener", broker=broker_url, set_as_current=False)
         self.app.conf.update(
-            task_send_sent_event=True,  # Flower shows a message from the moment it is queued
+            task_send_sent_event=events,  # Flower shows a message from the moment it is queued
             broker_connection_timeout=connect_timeout,
             broker_connection_retry_on_startup=False,
             # One connection attempt per publish: kombu's own retries (2 s, then 4 s) would hold the forwarder's
@@ -48,8 +51,11 @@ class InboundPublisher:
         task_id = task_id_for(record["key"])
         headers = {HEADER: digest(self.key, COMMAND_TASK, task_id, [record], {})} if self.key else {}
         try:
+            # Flower shows the message by its key and kind: the text stays out of task events, and
+            # Celery's own rendering of the whole message would cost more than the rest of the publish.
             self.app.send_task(COMMAND_TASK, args=[record], task_id=task_id, queue=SHARED_QUEUE,
-                               routing_key=SHARED_QUEUE, retry=False, headers=headers)
+                               routing_key=SHARED_QUEUE, retry=False, headers=headers,
+                               argsrepr=f"[{record['key']!r}, {record.get('kind', 'message')!r}]", kwargsrepr="{}")
         except (OperationalError, ConnectionError, OSError) as error:
             raise BrokerUnavailable(str(error)) from error
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Executable, Row, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DB
 
@@ -30,7 +32,7 @@ from claude_signal.db.models import (
     TurnStatus,
     utcnow,
 )
-from claude_signal.db.upsert import insert_or_ignore
+from claude_signal.db.upsert import insert_or_ignore, insert_or_ignore_returning
 from claude_signal.ids import new_claude_session_id, new_session_id
 from claude_signal.inbound import InboundMessage
 from claude_signal.lifecycle import InvalidTransition, transition
@@ -60,27 +62,37 @@ class Reply(Exception):
 # --------------------------------------------------------------------------------------------- inbox
 
 
-def record(db: DB, msg: InboundMessage) -> Inbox:
-    """Insert the message unless its key is known; returns the row (new or the earlier one), locked until
-    this transaction ends, so two copies handled at once take turns: the second finds the first's work done
-    (PostgreSQL; SQLite runs one writer at a time anyway)."""
-    insert_or_ignore(
+def record(db: DB, msg: InboundMessage) -> Row[Any]:
+    """Insert the message unless its key is known; returns the row's ``status`` and ``received_at`` (new, or
+    as the earlier delivery left them), the row locked until this transaction ends, so two copies handled at
+    once take turns: the second finds the first's work done (PostgreSQL; SQLite runs one writer at a time)."""
+    added = insert_or_ignore_returning(
         db, Inbox,
         {"key": msg.key, "sender": msg.sender, "conversation": msg.conversation, "text": msg.text,
          "kind": msg.kind, "payload": msg.model_dump(mode="json"), "status": InboxStatus.RECEIVED,
          "received_at": utcnow()},
-        "key",
+        "key", ["status", "received_at"],
     )
-    row = db.get(Inbox, msg.key, populate_existing=True, with_for_update=True)
-    assert row is not None
-    return row
+    return added if added is not None else db.connection().execute(_inbox_state(), {"k": msg.key}).one()
+
+
+@cache
+def _inbox_state() -> Executable:
+    table = Inbox.__table__
+    return select(table.c.status, table.c.received_at).where(table.c.key == bindparam("k")).with_for_update()
+
+
+@cache
+def _mark_handled() -> Executable:  # built once: every message runs it
+    table = Inbox.__table__
+    return (update(table).where(table.c.key == bindparam("k"), table.c.status == InboxStatus.RECEIVED)
+            .values(status=InboxStatus.HANDLED, handled_at=bindparam("now")))
 
 
 def mark_handled(db: DB, key: str) -> bool:
     """RECEIVED → HANDLED as a compare-and-set; True when this call made the change (a claim)."""
-    return db.execute(update(Inbox).where(Inbox.key == key, Inbox.status == InboxStatus.RECEIVED)
-                      .values(status=InboxStatus.HANDLED, handled_at=utcnow())
-                      .execution_options(synchronize_session=False)).rowcount == 1
+    db.flush()
+    return db.connection().execute(_mark_handled(), {"k": key, "now": utcnow()}).rowcount == 1
 
 
 def reply(db: DB, wakeups: Wakeups, msg: InboundMessage, text: str, *, suffix: str = "reply") -> None:
@@ -253,10 +265,13 @@ def find_session(db: DB, msg: InboundMessage, ref: str) -> Session:
 
 
 def current_session(db: DB, conversation: str) -> Session | None:
-    row = db.get(Conversation, conversation)
-    if row is None or row.current_session_id is None:
-        return None
-    return db.get(Session, row.current_session_id)
+    return db.execute(_current_session(), {"c": conversation}).scalar_one_or_none()
+
+
+@cache
+def _current_session() -> Executable:  # built once: most messages ask
+    return (select(Session).join(Conversation, Conversation.current_session_id == Session.id)
+            .where(Conversation.id == bindparam("c")))
 
 
 def set_current(db: DB, conversation: str, session_id: str) -> None:
@@ -375,12 +390,7 @@ def _status(db: DB, msg: InboundMessage, ctx: Context) -> str:
     session = current_session(db, msg.conversation)
     if session is None:
         return replies.no_current_session()
-    running = db.execute(select(Turn.prompt).where(Turn.session_id == session.id,
-                                                   Turn.status == TurnStatus.RUNNING)).scalar_one_or_none()
-    queued = db.execute(select(func.count()).select_from(Turn).where(
-        Turn.session_id == session.id, Turn.status == TurnStatus.QUEUED)).scalar_one()
-    pending = db.execute(select(func.count()).select_from(Approval).where(
-        Approval.session_id == session.id, Approval.status == ApprovalStatus.PENDING)).scalar_one()
+    running, queued, pending = db.connection().execute(_turn_state(), {"s": session.id}).one()
     wait = _slot_wait(db, session.host, ctx) if queued and not running else None
     from claude_signal.schedules import next_run_line
 
@@ -388,6 +398,18 @@ def _status(db: DB, msg: InboundMessage, ctx: Context) -> str:
                           queued=queued, pending_approvals=pending, mode=session.permission_mode,
                           approve_all=session.approve_all, slot_wait=wait,
                           next_scheduled=next_run_line(db, session.id, ctx.settings))
+
+
+@cache
+def _turn_state() -> Executable:
+    """A session's running prompt, queued turns and open questions, in one statement built once."""
+    turn, approval = Turn.__table__, Approval.__table__
+    session = bindparam("s")
+    running = select(turn.c.prompt).where(turn.c.session_id == session, turn.c.status == TurnStatus.RUNNING)
+    queued = select(func.count()).where(turn.c.session_id == session, turn.c.status == TurnStatus.QUEUED)
+    pending = select(func.count()).where(approval.c.session_id == session,
+                                         approval.c.status == ApprovalStatus.PENDING)
+    return select(running.limit(1).scalar_subquery(), queued.scalar_subquery(), pending.scalar_subquery())
 
 
 def _slot_wait(db: DB, host: str, ctx: Context) -> str | None:

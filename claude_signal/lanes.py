@@ -52,7 +52,18 @@ def recipient_lane(broker_url: str, recipient: str, ttl: float) -> Iterator[Lane
     ``renew`` and stops. The lane only orders sends: no reply is sent twice without it, since each row is
     claimed by compare-and-set.
     """
-    lock = _client(broker_url).lock(lane_name(recipient), timeout=ttl, blocking=False)
+    with exclusive(broker_url, lane_name(recipient), ttl) as lane:
+        yield lane
+
+
+RECOVERY = "claude-signal:recovery"
+
+
+@contextmanager
+def exclusive(broker_url: str, name: str, ttl: float) -> Iterator[Lane]:
+    """Hold the lock ``name`` for ``ttl`` seconds at a time, if nobody else does (``Lane.held``); it lapses
+    by itself if its holder dies. Recipients' lanes use it, and so does recovery (one at a time)."""
+    lock = _client(broker_url).lock(name, timeout=ttl, blocking=False)
     acquired = bool(lock.acquire())
     try:
         yield Lane(lock if acquired else None, ttl)

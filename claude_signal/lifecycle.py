@@ -7,10 +7,12 @@ count says whether it happened, and writes the audit row in the same transaction
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Executable, Row, String, bindparam, insert, select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal import replies
@@ -109,3 +111,44 @@ def _compare_and_set(
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+def transition_many(
+    db: DB, session_ids: Sequence[str], source: SessionStatus, target: SessionStatus, *, reason: str,
+    task_id: str | None = None,
+) -> list[Row[Any]]:
+    """Move every session of ``session_ids`` still in ``source`` to ``target``: one compare-and-set UPDATE
+    for the whole set and one INSERT for their audit rows (recovery pauses thousands at once). Returns the
+    sessions it moved (id, new version, conversation, project path); the others changed meanwhile."""
+    if not is_allowed(source, target):
+        raise ValueError(f"{source} → {target} is not a transition")
+    if not session_ids:
+        return []
+    now = utcnow()
+    moved = list(db.connection().execute(_move_many(), {
+        "ids": list(session_ids), "source": source.value, "target": target.value, "now": now, "reason": reason}))
+    if moved:
+        db.connection().execute(_audit_many(), {"ids": [row.id for row in moved], "source": source.value,
+                                                "target": target.value, "reason": reason, "task": task_id,
+                                                "now": now})
+    return moved
+
+
+@cache
+def _move_many() -> Executable:
+    table = Session.__table__
+    return (update(table)
+            .where(table.c.id.in_(bindparam("ids", expanding=True)), table.c.status == bindparam("source"))
+            .values(status=bindparam("target"), version=table.c.version + 1, updated_at=bindparam("now"),
+                    status_reason=bindparam("reason"))
+            .returning(table.c.id, table.c.version, table.c.conversation, table.c.project_path))
+
+
+@cache
+def _audit_many() -> Executable:
+    """The audit rows of a set of sessions, written by the database from their ids (INSERT … SELECT)."""
+    sessions, audit = Session.__table__, Transition.__table__
+    rows = select(sessions.c.id, bindparam("source", type_=String), bindparam("target", type_=String),
+                  bindparam("reason", type_=String), bindparam("task", type_=String),
+                  bindparam("now", type_=audit.c.at.type)).where(sessions.c.id.in_(bindparam("ids", expanding=True)))
+    return insert(audit).from_select(["session_id", "from_status", "to_status", "reason", "task_id", "at"], rows)

@@ -88,7 +88,8 @@ def run(settings: Settings) -> int:
         log.warning("CLAUDE_SIGNAL_AUTHORIZED is empty: every message will be dropped")
     settings.home.mkdir(parents=True, exist_ok=True)
     spool = Spool(settings.home / SPOOL_NAME)
-    publisher = InboundPublisher(settings.resolved_broker_url, key=load_key(settings))
+    publisher = InboundPublisher(settings.resolved_broker_url, key=load_key(settings),
+                                 events=settings.task_events)
     forwarder = Forwarder(spool, publisher, republish_after=settings.republish_after).start()
     listener = Listener(Access(settings.account, frozenset(settings.authorized)), forwarder)
     install_screen(settings.account)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.orm import Session as DB
 
 from claude_signal import commands as c
@@ -43,7 +44,7 @@ def verdict(db: DB, msg: InboundMessage, received_at: datetime | None) -> Verdic
     """May ``msg`` be handled now? ``received_at`` is when the inbox first recorded it."""
     if not msg.after or msg.kind == "reaction":
         return Verdict.READY
-    before = db.execute(select(Inbox.status, Inbox.received_at).where(Inbox.key == msg.after)).one_or_none()
+    before = db.connection().execute(_predecessor(), {"k": msg.after}).one_or_none()
     now = utcnow()
     if before is None:
         waited = (now - received_at).total_seconds() if received_at is not None else 0.0
@@ -72,13 +73,28 @@ def successors(db: DB, key: str) -> Wakeups:
     after the commit that marked ``key`` HANDLED, in a new transaction, so a waiter that committed just
     before is seen."""
     wakeups = Wakeups()
-    if not is_handled(db, key):
+    status, waiting = _successor_queries()
+    if db.connection().execute(status, {"k": key}).scalar_one_or_none() != InboxStatus.HANDLED:
         return wakeups
-    waiting = db.execute(select(Inbox.payload).where(
-        Inbox.status == InboxStatus.RECEIVED, Inbox.payload["after"].as_string() == key)).scalars()
-    for payload in waiting:
+    for payload in db.connection().execute(waiting, {"k": key}).scalars():
         wakeups.add(Wakeup(COMMAND_TASK, (payload,), queue=SHARED_QUEUE))
     return wakeups
+
+
+@cache
+def _predecessor() -> Executable:  # built once: every message the listener read after another asks
+    table = Inbox.__table__
+    return select(table.c.status, table.c.received_at).where(table.c.key == bindparam("k"))
+
+
+@cache
+def _successor_queries() -> tuple[Executable, Executable]:
+    """Built once (every message runs them): a message's status, and the messages waiting for it."""
+    table = Inbox.__table__
+    status = select(table.c.status).where(table.c.key == bindparam("k"))
+    waiting = select(table.c.payload).where(table.c.status == InboxStatus.RECEIVED,
+                                            table.c.payload["after"].as_string() == bindparam("k"))
+    return status, waiting
 
 
 def follows_failed_switch(db: DB, msg: InboundMessage) -> bool:

@@ -27,9 +27,9 @@ def settings() -> Settings:
 
 
 @contextmanager
-def transaction() -> Iterator[DB]:
-    """One unit of work on this process's engine."""
-    with unit_of_work(get_engine(settings().sqlalchemy_url)) as db:
+def transaction(*, read_only: bool = False) -> Iterator[DB]:
+    """One unit of work on this process's engine; ``read_only`` for pure reads (no write lock on SQLite)."""
+    with unit_of_work(get_engine(settings().sqlalchemy_url), read_only=read_only) as db:
         yield db
 
 

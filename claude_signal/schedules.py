@@ -8,8 +8,9 @@ a test-only offset that lets a test stand an hour later without waiting for it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import select, update
+from sqlalchemy import Executable, bindparam, select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal import schedule_replies as say
@@ -188,12 +189,16 @@ def _resume(db: DB, msg: InboundMessage, ref: str, settings: Settings) -> str:
     return say.resumed(schedule.id, say.moment(following, now, tz))
 
 
+@cache
+def _next_scheduled() -> Executable:  # built once: every /status asks
+    return (select(Schedule).where(Schedule.session_id == bindparam("s"), Schedule.status == ScheduleStatus.ACTIVE,
+                                   Schedule.next_run_at.is_not(None))
+            .order_by(Schedule.next_run_at).limit(1))
+
+
 def next_run_line(db: DB, session_id: str, settings: Settings) -> str | None:
     """For /status: the session's next scheduled run, or None."""
-    schedule = db.execute(select(Schedule).where(Schedule.session_id == session_id,
-                                                 Schedule.status == ScheduleStatus.ACTIVE,
-                                                 Schedule.next_run_at.is_not(None))
-                          .order_by(Schedule.next_run_at).limit(1)).scalar_one_or_none()
+    schedule = db.execute(_next_scheduled(), {"s": session_id}).scalar_one_or_none()
     if schedule is None:
         return None
     now = clock(db, settings)

@@ -7,7 +7,6 @@ of the inbound task, or the recovery sweep), because every wake-up points at a r
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,26 +50,40 @@ def next_turn(session_id: str, host: str) -> Wakeup:
     return Wakeup(SESSION_PROMPT, (session_id,), queue=turn_queue(host))
 
 
-def _identity(wakeup: Wakeup) -> str:
-    """A hashable stand-in for a wake-up (its arguments may hold dicts), so adding one is O(1)."""
-    return json.dumps([wakeup.task, wakeup.queue, wakeup.task_id, wakeup.countdown, wakeup.args],
-                      sort_keys=True, default=str)
+def _identity(wakeup: Wakeup) -> object:
+    """What makes two wake-ups the same, hashable even when an argument is a dict (an inbound message)."""
+    try:
+        hash(wakeup)
+    except TypeError:
+        return (wakeup.task, repr(wakeup.args), wakeup.queue, wakeup.task_id, wakeup.countdown)
+    return wakeup
 
 
 @dataclass
 class Wakeups:
+    """Wake-ups in the order they were asked for, each once; adding is constant time (a recovery asks for
+    thousands)."""
+
     items: list[Wakeup] = field(default_factory=list)
-    _seen: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    _seen: set[object] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._seen.update(_identity(w) for w in self.items)
+        given, self.items = self.items, []
+        for item in given:
+            self.add(item)
 
     def add(self, wakeup: Wakeup) -> None:
-        """Add it unless the same wake-up is already there (a sweep's backlog can be large)."""
-        identity = _identity(wakeup)
-        if identity not in self._seen:
-            self._seen.add(identity)
+        key = _identity(wakeup)
+        if key not in self._seen:
+            self._seen.add(key)
             self.items.append(wakeup)
+
+    def discard(self, wakeup: Wakeup) -> None:
+        """Forget ``wakeup`` (its work was done another way)."""
+        key = _identity(wakeup)
+        if key in self._seen:
+            self._seen.discard(key)
+            self.items.remove(wakeup)
 
     def send_reply(self, outbox_id: int) -> None:
         self.add(Wakeup(OUTBOX_SEND, (outbox_id,), queue=SIGNAL_QUEUE, task_id=f"outbox:{outbox_id}"))

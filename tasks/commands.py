@@ -1,8 +1,15 @@
-"""``command.handle``: every inbound Signal message enters the system here."""
+"""``command.handle``: every inbound Signal message enters the system here.
+
+A reply that needs no other machine is written with the change it reports, claimed in the same
+transaction, and posted by this task right after the commit; the mark that it went out shares one
+transaction with the release of the messages that waited for this one.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
@@ -10,8 +17,10 @@ from sqlalchemy.exc import DBAPIError
 from claude_signal import handling, ordering, releases, replies, runtime
 from claude_signal.broker_redis import client
 from claude_signal.celery import app
+from claude_signal.db.models import Outbox
 from claude_signal.inbound import COMMAND_TASK, InboundMessage
 from claude_signal.wakeups import SHARED_QUEUE, Wakeup, Wakeups
+from tasks import outbox as sender
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +36,14 @@ def handle(self, message: dict) -> str:  # type: ignore[no-untyped-def]
     except ValidationError as error:
         log.error("dropped malformed inbound message %r: %s", message, error.errors()[:1])
         return "malformed"
-    ctx = handling.Context(settings=runtime.settings(), task_id=self.request.id, local_host=runtime.settings().host)
+    settings = runtime.settings()
+    ctx = handling.Context(settings=settings, task_id=self.request.id, local_host=settings.host)
     for _ in range(ORDER_ROUNDS):
         try:
             with runtime.transaction() as db:
                 wakeups = handling.handle(db, msg, ctx)
+                mine = sender.claim_here(db, wakeups, settings)
+                claimed_at = time.monotonic()
         except handling.NotYet as earlier:
             log.info("%s waits for %s, read before it in the same conversation", msg.key, earlier)
             if _wait(msg):
@@ -45,7 +57,7 @@ def handle(self, message: dict) -> str:  # type: ignore[no-untyped-def]
         except Exception:  # noqa: BLE001 - logged; must not propagate
             return _internal_error(msg)
         runtime.publish(app, wakeups)
-        release_successors(msg.key)
+        release_successors(msg.key, sender.post_here(settings, mine, claimed_at) if mine else ())
         return "ok"
     return "waiting"
 
@@ -64,15 +76,20 @@ def _wait(msg: InboundMessage) -> bool:
     return False
 
 
-def release_successors(key: str) -> None:
+def release_successors(key: str, posted: Sequence[tuple[Outbox, sender.Posted]] = ()) -> None:
     """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit. Once:
-    a copy of a message whose successors were woken wakes nobody (:mod:`claude_signal.releases`)."""
+    a copy of a message whose successors were woken wakes nobody (:mod:`claude_signal.releases`). The
+    replies this task ``posted`` itself are marked sent in the same transaction."""
     broker = client(app.conf.broker_url)
-    if releases.already_released(broker, key):
+    released = releases.already_released(broker, key)
+    if released and not posted:
         return
-    with runtime.transaction() as db:
-        handled = ordering.is_handled(db, key)
-        wakeups = ordering.successors(db, key)
+    handled = False
+    with runtime.transaction(read_only=not posted) as db:
+        wakeups = sender.mark_posted(db, posted)
+        if not released:
+            handled = ordering.is_handled(db, key)
+            wakeups.extend(ordering.successors(db, key))
     runtime.publish(app, wakeups)
     if handled:
         releases.mark_released(broker, key)

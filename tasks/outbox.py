@@ -3,14 +3,21 @@
 The task names one row, but sends whatever is due for that row's recipient, oldest first, while it holds
 the recipient's lane; a reply split into parts records each part as it goes, so a retry resumes where
 the last attempt stopped.
+
+Most replies never need it: the task that wrote a short reply claims it in the same transaction and posts
+it right after the commit (:func:`claim_here`, :func:`post_here`, :func:`mark_posted`). Only a reply to a
+recipient with no other reply ahead is claimed there, so order holds without the lane; ``outbox.send``
+remains for retries, pacing, long replies, machines that cannot reach Signal, and claims whose sender died.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session as DB
 
 from claude_signal import attachments_out, chunking, outbox, runtime
 from claude_signal.celery import app
@@ -23,41 +30,52 @@ from claude_signal.wakeups import OUTBOX_SEND, SIGNAL_QUEUE, SIGNAL_TYPING, Wake
 log = logging.getLogger(__name__)
 
 ROWS_PER_RUN = 20
+# A claim or lane this young needs no renewal before a POST: the hold (``signal_timeout`` + 5 s) outlasts
+# the POST's own bound with seconds to spare.
+FRESH = 1.0
 
 
 @app.task(name=OUTBOX_SEND, bind=True)
 def send(self, outbox_id: int) -> str:  # type: ignore[no-untyped-def]
     settings = runtime.settings()
-    with runtime.transaction() as db:
-        row = db.get(Outbox, outbox_id)
-        recipient = row.recipient if row is not None else None
+    with runtime.transaction(read_only=True) as db:
+        recipient = db.execute(select(Outbox.recipient).where(Outbox.id == outbox_id)).scalar_one_or_none()
     if recipient is None:
         return "unknown reply"
     with recipient_lane(settings.resolved_broker_url, recipient, ttl=_hold(settings)) as lane:
         if not lane.held:  # its holder sends this one too, or finds it on the look it takes when leaving
             return "lane busy"
-        result = _drain(settings, recipient, lane)
+        result = _drain(settings, recipient, lane, time.monotonic())
     # A reply committed while we held the lane may have seen it busy and left it to us: look once more.
-    with runtime.transaction() as db:
+    with runtime.transaction(read_only=True) as db:
         head = outbox.due_head(db, recipient)
     if head is not None:
         _wake(head, 0)
     return result
 
 
-def _drain(settings: Settings, recipient: str, lane: Lane) -> str:
+def _drain(settings: Settings, recipient: str, lane: Lane, lane_at: float) -> str:
+    """Claim, post and mark the recipient's due replies in order; a mark and the next claim share one
+    transaction."""
     sent = 0
-    while True:
-        with runtime.transaction() as db:
-            row = outbox.claim_next_for(db, recipient, hold=_hold(settings))
-        if row is None:
-            return f"sent {sent}"
-        if not _send_row(settings, row, lane, paced=sent > 0):
+    with runtime.transaction() as db:
+        row = outbox.claim_next_for(db, recipient, hold=_hold(settings))
+    while row is not None:
+        claimed_at = time.monotonic()
+        posted = _send_row(settings, row, lane, paced=sent > 0, fresh_since=min(lane_at, claimed_at))
+        if posted is False:
             return f"sent {sent}, then failed"
         sent += 1
-        if sent >= ROWS_PER_RUN:  # give other recipients' sends a turn on this process
+        more = sent < ROWS_PER_RUN
+        with runtime.transaction() as db:
+            if posted is not True:
+                outbox.mark_sent(db, row.id, posted.timestamp, attempt=row.attempts)
+            following = outbox.claim_next_for(db, recipient, hold=_hold(settings)) if more else None
+        if not more:  # give other recipients' sends a turn on this process
             _wake(row.id, 0)
             return f"sent {sent}, more to come"
+        row = following
+    return f"sent {sent}"
 
 
 def _hold(settings: Settings) -> float:
@@ -67,25 +85,39 @@ def _hold(settings: Settings) -> float:
     return settings.signal_timeout + 5.0
 
 
-def _send_row(settings: Settings, row: Outbox, lane: Lane, *, paced: bool) -> bool:
-    """Post one reply (all its remaining parts); True when it is done, sent or given up for good."""
+class Posted:
+    """Every part of a reply went out; ``timestamp`` is the last part's, for the mark."""
+
+    def __init__(self, timestamp: int | None) -> None:
+        self.timestamp = timestamp
+
+
+def _send_row(settings: Settings, row: Outbox, lane: Lane | None, *, paced: bool,
+              fresh_since: float) -> Posted | bool:
+    """Post one claimed reply (all its remaining parts). :class:`Posted` when it went out (the caller marks
+    it), True when it was given up for good, False when it stops here (a retry is scheduled, or the row or
+    the lane is another sender's now). ``lane`` None: the reply is the head of its recipient's and the only
+    one its sender posts, so its claim alone keeps the order."""
     if not settings.account:
         return _failed(settings, row, SendError("CLAUDE_SIGNAL_ACCOUNT is not set on this worker", retryable=True))
     client = client_for(settings.signal_api, settings.account, settings.signal_timeout)
-    delivery = chunking.plan(row.text, styled=row.text_mode == "styled", attachment_over=settings.attachment_over)
+    delivery = _plan(settings, row)
     last = len(delivery.parts) - 1
     files = attachments_out.unpack(row.attachments)
     allowance = attachments_out.upload_allowance(files)
     hold = _hold(settings) + allowance
-    lane.ttl = max(lane.ttl, hold)  # a file takes longer to upload: hold the lane and the row that much longer
+    if lane is not None:  # a file takes longer to upload: hold the lane and the row that much longer
+        lane.ttl = max(lane.ttl, hold)
     timestamp = row.signal_timestamp
     for index in range(row.parts_sent, last + 1):
         if paced or index > row.parts_sent:
             time.sleep(settings.send_interval)
-        if not _still_ours(settings, row, lane, hold):
-            log.warning("lost the lane or the claim of reply %d to %s; leaving it to its new sender",
-                        row.id, row.recipient)
-            return False
+        if time.monotonic() - fresh_since > FRESH:
+            if not _still_ours(settings, row, lane, hold):
+                log.warning("lost the lane or the claim of reply %d to %s; leaving it to its new sender",
+                            row.id, row.recipient)
+                return False
+            fresh_since = time.monotonic()
         try:
             timestamp = _post(client, row.recipient, delivery, index, files,
                               settings.signal_timeout + allowance)
@@ -94,18 +126,69 @@ def _send_row(settings: Settings, row: Outbox, lane: Lane, *, paced: bool) -> bo
         if index < last:
             with runtime.transaction() as db:
                 outbox.mark_parts_sent(db, row.id, index + 1, timestamp, attempt=row.attempts)
-    with runtime.transaction() as db:
-        outbox.mark_sent(db, row.id, timestamp)
-    return True
+    return Posted(timestamp)
 
 
-def _still_ours(settings: Settings, row: Outbox, lane: Lane, hold: float | None = None) -> bool:
+def _plan(settings: Settings, row: Outbox) -> chunking.Delivery:
+    return chunking.plan(row.text, styled=row.text_mode == "styled", attachment_over=settings.attachment_over)
+
+
+def _still_ours(settings: Settings, row: Outbox, lane: Lane | None, hold: float | None = None) -> bool:
     """Renew the lane and the row's claim for one more POST (which ends within ``signal_timeout``, less
     than the hold); False when either lapsed and may be another sender's: that sender must be the only one."""
-    if not lane.renew():
+    if lane is not None and not lane.renew():
         return False
     with runtime.transaction() as db:
         return outbox.renew_claim(db, row, hold or _hold(settings))
+
+
+# ------------------------------------------------------------------ sent by the task that wrote the reply
+
+
+def claim_here(db: DB, wakeups: Wakeups, settings: Settings) -> list[Outbox]:
+    """In the transaction that wrote them: claim the replies among ``wakeups`` that this task can post
+    itself right after its commit, and drop their wake-ups. Only on a machine that sends to Signal, only a
+    reply that goes out in one message, and only the head of its recipient's replies (so at most one per
+    recipient); the others keep their ``outbox.send``."""
+    if not (settings.signal_sender and settings.account):
+        return []
+    mine: list[Outbox] = []
+    for wakeup in list(wakeups):
+        if wakeup.task != OUTBOX_SEND:
+            continue
+        row = outbox.claim_to_send_here(db, wakeup.args[0], _hold(settings))
+        if row is None:
+            continue
+        delivery = _plan(settings, row)
+        if delivery.count() > 1 or delivery.attachment is not None or row.parts_sent or row.attachments:
+            outbox.hand_back(db, row)  # long replies and files are paced by outbox.send
+            continue
+        wakeups.discard(wakeup)
+        mine.append(row)
+    return mine
+
+
+def post_here(settings: Settings, rows: Sequence[Outbox], claimed_at: float) -> list[tuple[Outbox, Posted]]:
+    """Post the replies :func:`claim_here` claimed, after the commit; those that failed are rescheduled
+    (through ``outbox.send``) and left out of the answer, the others are for :func:`mark_posted`."""
+    posted = []
+    for row in rows:
+        outcome = _send_row(settings, row, None, paced=False, fresh_since=claimed_at)
+        if isinstance(outcome, Posted):
+            posted.append((row, outcome))
+    return posted
+
+
+def mark_posted(db: DB, posted: Sequence[tuple[Outbox, Posted]]) -> Wakeups:
+    """Mark replies posted by the task that wrote them; wake the sender of any reply that waited behind one
+    (its own ``outbox.send`` found this one ahead and left it)."""
+    wakeups = Wakeups()
+    for row, outcome in posted:
+        outbox.mark_sent(db, row.id, outcome.timestamp, attempt=row.attempts)
+        head = outbox.due_head(db, row.recipient)
+        if head is not None:
+            wakeups.send_reply(head)
+    return wakeups
 
 
 def _post(client: SignalClient, recipient: str, delivery: chunking.Delivery, index: int,
@@ -131,7 +214,7 @@ def _failed(settings: Settings, row: Outbox, error: SendError) -> bool:
 
 
 def _still_running(turn_id: int) -> bool:
-    with runtime.transaction() as db:
+    with runtime.transaction(read_only=True) as db:
         return db.execute(select(Turn.status).where(Turn.id == turn_id)).scalar_one_or_none() == TurnStatus.RUNNING
 
 

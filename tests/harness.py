@@ -106,8 +106,11 @@ class LoggedProcess:
 
     def _spawn(self, argv: list[str]) -> None:
         self._log_offset = self.logfile.stat().st_size if self.logfile.exists() else 0
+        # This checkout's code, whichever one the environment has installed (a worktree tests its own).
+        path = [str(ROOT), *filter(None, [self.env.get("PYTHONPATH")])]
+        env = {**self.env, "PYTHONPATH": os.pathsep.join(path)}
         with self.logfile.open("ab") as log:
-            self.proc = subprocess.Popen(argv, env=self.env, cwd=self.env["CLAUDE_SIGNAL_HOME"], stdout=log,
+            self.proc = subprocess.Popen(argv, env=env, cwd=self.env["CLAUDE_SIGNAL_HOME"], stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
@@ -160,13 +163,18 @@ class WorkerProcess(LoggedProcess):
             pool = ["-P", "threads", "-c", self.env.get("CLAUDE_SIGNAL_MAX_TURNS", "8"), "-Q", f"turns.{self.host}"]
         else:
             sender = self.env.get("CLAUDE_SIGNAL_SIGNAL_SENDER", "true").lower() not in ("false", "0", "no")
-            queues = f"shared,host.{self.host}" + (",signal" if sender else "")  # as `claude-signal worker` does
+            queues = ("signal," if sender else "") + f"host.{self.host},shared"  # as `claude-signal worker` does
             pool = ["-P", "prefork", "-c", str(self.concurrency), "-Q", queues]
         self._spawn([CELERY, "-A", "claude_signal", "worker", "-n", self.node, *pool, "-l", "info",
-                     "--without-mingle", "--without-gossip", "-E"])
+                     "--without-mingle", "--without-gossip", *self._events()])
         if wait:
             self.wait_ready()
         return self
+
+    def _events(self) -> list[str]:
+        """``-E`` as ``claude-signal worker`` passes it, unless task events are turned off."""
+        off = self.env.get("CLAUDE_SIGNAL_TASK_EVENTS", "true").lower() in ("false", "0", "no")
+        return [] if off else ["-E"]
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         def ready() -> bool:

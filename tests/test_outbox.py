@@ -129,3 +129,23 @@ def test_due_head_is_what_a_leaving_sender_must_wake(engine: Engine) -> None:
         outbox.mark_failed_attempt(db, row, "500", retryable=True, max_age=3600)
         assert outbox.due_head(db, "alice") is None  # waiting out its backoff: its own wake-up comes later
         assert outbox.due_head(db, "alice", now=utcnow() + timedelta(seconds=3)) == first
+
+
+def test_the_task_that_wrote_a_reply_claims_it_only_when_nothing_is_ahead(engine: Engine) -> None:
+    """The writer of a reply may post it itself only if it is its recipient's oldest unsent reply, pending
+    and out of any backoff; while it does, nobody else sends to that recipient."""
+    first, second = add(engine, "a"), add(engine, "b")
+    with unit_of_work(engine) as db:
+        assert outbox.claim_to_send_here(db, second, hold=10) is None  # the first one is still unsent
+        mine = outbox.claim_to_send_here(db, first, hold=10)
+        assert mine is not None and (mine.recipient, mine.text, mine.attempts) == ("alice", "hi", 1)
+        assert outbox.claim_to_send_here(db, first, hold=10) is None
+        assert outbox.claim_next_for(db, "alice") is None  # its head is being sent
+        outbox.mark_sent(db, first, 1, attempt=mine.attempts)
+        again = outbox.claim_to_send_here(db, second, hold=10)
+        outbox.hand_back(db, again)  # too long to post there: as if never claimed
+        row = db.get(Outbox, second, populate_existing=True)
+        assert (row.status, row.attempts, row.claimed_until) == (OutboxStatus.PENDING, 0, None)
+        failing = outbox.claim(db, second)
+        outbox.mark_failed_attempt(db, failing, "429", retryable=True, max_age=3600)
+        assert outbox.claim_to_send_here(db, second, hold=10) is None  # waiting out its backoff

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, func, select, update
 
-from claude_signal import recovery, turns
+from claude_signal import outbox, recovery, turns
 from claude_signal.db.clock import db_now
 from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import (
@@ -28,8 +28,10 @@ from claude_signal.db.models import (
     TurnStatus,
     utcnow,
 )
+from claude_signal.lanes import RECOVERY, exclusive
 from claude_signal.procs import start_ticks
 from claude_signal.workers import Identity
+from tests.harness import RedisServer
 
 ME = Identity("w1@hosta", "hosta", "inc-1", plane="turns", slots=8)
 
@@ -159,3 +161,52 @@ def test_reused_pid_is_not_killed(engine: Engine) -> None:
         leftovers = recovery.leftover_processes(db, "hosta")
     recovery.reap_leftovers(leftovers)  # we are still alive to assert this
     assert start_ticks(me) is not None
+
+
+def test_orphans_paused_batch_by_batch_get_one_notice_per_conversation(engine: Engine) -> None:
+    """Thousands of orphans are paused a batch per transaction; a conversation whose orphans span several
+    batches still gets one notice naming them all, grown while it waits, and a notice that went out
+    meanwhile is left as it was (the later orphans get one of their own)."""
+    for i in range(8):
+        active_session(engine, f"eeee{i:04d}", conversation="bob" if i == 0 else "alice")
+        running_turn(engine, f"eeee{i:04d}", prompt=f"job {i}", lease_s=-1)
+    notices = recovery.Notices()
+
+    def batch() -> tuple[list[str], list[int]]:
+        with unit_of_work(engine) as db:
+            paused, ids = recovery.recover_orphans(db, task_id="r1", limit=3, notices=notices)
+        return [p.session_id for p in paused], ids
+
+    first, ids = batch()
+    with unit_of_work(engine) as db:
+        alice, bob = (db.execute(select(Outbox.id).where(Outbox.id.in_(ids), Outbox.recipient == who)).scalar_one()
+                      for who in ("alice", "bob"))
+    second, grown = batch()
+    assert (len(first), len(second), grown) == (3, 3, [alice])  # alice's notice grew
+    with unit_of_work(engine) as db:  # a sender takes it before the last batch
+        assert outbox.claim(db, alice) is not None
+    third, (later,) = batch()
+    assert batch() == ([], []) and later not in (alice, bob) and third == ["eeee0006", "eeee0007"]
+    with unit_of_work(engine) as db:
+        texts = {i: db.get(Outbox, i).text for i in (bob, alice, later)}
+        assert db.execute(select(func.count()).select_from(Transition)).scalar_one() == 8
+        assert set(db.execute(select(Session.status)).scalars()) == {SessionStatus.PAUSED}
+    assert "eeee0000" in texts[bob] and "eeee0001" not in texts[bob]
+    assert all(f"eeee{i:04d}" in texts[alice] for i in range(1, 6)) and "eeee0006" not in texts[alice]
+    assert "eeee0006" in texts[later] and "eeee0007" in texts[later] and "eeee0005" not in texts[later]
+
+
+def test_one_recovery_at_a_time(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """While one recovery holds the lock, another pauses nothing and says so; the holder does them all."""
+    for i in range(3):
+        active_session(engine, f"ffff{i:04d}")
+        running_turn(engine, f"ffff{i:04d}", lease_s=-1)
+    server = RedisServer(tmp_path / "redis", appendonly=False).start()
+    try:
+        with exclusive(server.url, RECOVERY, ttl=30) as holder:
+            with exclusive(server.url, RECOVERY, ttl=30) as other:
+                assert recovery.recover_all(lambda: unit_of_work(engine), other, task_id="late") is None
+            paused, notices = recovery.recover_all(lambda: unit_of_work(engine), holder, task_id="first")
+    finally:
+        server.stop()
+    assert len(paused) == 3 and len(notices) == 1

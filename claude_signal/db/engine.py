@@ -2,7 +2,8 @@
 
 SQLite: WAL so readers never block the writer, a busy timeout so writers queue instead of failing, foreign
 keys on, and ``BEGIN IMMEDIATE`` so a transaction takes the write lock up front (a deferred one that reads
-first and writes later can fail with "database is locked" no matter the timeout).
+first and writes later can fail with "database is locked" no matter the timeout). A read-only unit of work
+begins deferred: it never writes, so it never waits for the write lock nor holds up a writer.
 PostgreSQL: a connect timeout, a statement timeout and TCP keepalives, so a blackholed server or network
 fails a connection in seconds instead of stalling a heartbeat thread or a pool process for good.
 Prefork children inherit the parent's engine; :func:`get_engine` notices the new pid and starts afresh.
@@ -21,6 +22,8 @@ from sqlalchemy.orm import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 
+READ_ONLY = "claude_signal_read_only"  # execution option of the engine read-only units of work run on
+
 _engines: dict[str, tuple[int, Engine]] = {}
 
 
@@ -37,7 +40,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def postgres_connect_args(connect_timeout: float, statement_timeout: float) -> dict[str, object]:
@@ -103,8 +107,18 @@ def dispose_all() -> None:
     _engines.clear()
 
 
+def _reader(engine: Engine) -> Engine:
+    """``engine`` (the same pool) with the option that makes SQLite begin deferred."""
+    found: Engine | None = engine.__dict__.get("_claude_signal_reader")
+    if found is None:
+        found = engine.__dict__["_claude_signal_reader"] = engine.execution_options(**{READ_ONLY: True})
+    return found
+
+
 @contextmanager
-def unit_of_work(engine: Engine) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error."""
-    with Session(engine, expire_on_commit=False) as db, db.begin():
+def unit_of_work(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error. ``read_only`` promises no writes: on
+    SQLite it then takes no write lock (so only pure reads may ask for it: a write there could fail with
+    "database is locked" instead of waiting its turn)."""
+    with Session(_reader(engine) if read_only else engine, expire_on_commit=False) as db, db.begin():
         yield db

@@ -1,18 +1,45 @@
-"""Insert-or-ignore on a unique key, the same on SQLite and PostgreSQL."""
+"""Insert-or-ignore on a unique key, the same on SQLite and PostgreSQL.
+
+The statement for each table, key and set of columns is built once per process (with bound parameters)
+and reused: building it costs more than running it, and it runs for every inbound message and reply.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
+from sqlalchemy import Executable, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.db.models import Base
 
 
+@cache
+def _statement(dialect: str, model: type[Base], key: str, columns: tuple[str, ...],
+               returning: tuple[str, ...]) -> Executable:
+    table = model.__table__
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values({name: bindparam(f"v_{name}") for name in columns})
+    stmt = stmt.on_conflict_do_nothing(index_elements=[key])
+    return stmt.returning(*(table.c[name] for name in returning)) if returning else stmt
+
+
+def _run(db: DB, model: type[Base], values: dict[str, Any], key: str, returning: tuple[str, ...]) -> Any:
+    stmt = _statement(db.get_bind().dialect.name, model, key, tuple(values), returning)
+    db.flush()  # objects added before go first, as the ORM's autoflush would do (a Core statement skips it)
+    return db.connection().execute(stmt, {f"v_{name}": value for name, value in values.items()})
+
+
 def insert_or_ignore(db: DB, model: type[Base], values: dict[str, Any], key: str) -> bool:
     """Insert one row unless a row with the same ``key`` exists; True when this call inserted it."""
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=[key])
-    return db.execute(stmt).rowcount == 1
+    return _run(db, model, values, key, ()).rowcount == 1
+
+
+def insert_or_ignore_returning(db: DB, model: type[Base], values: dict[str, Any], key: str,
+                               returning: Sequence[str]) -> Any:
+    """Insert one row unless a row with the same ``key`` exists; the new row's ``returning`` columns, or
+    None when it existed (the caller reads it then)."""
+    return _run(db, model, values, key, tuple(returning)).first()

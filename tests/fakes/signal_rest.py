@@ -126,6 +126,7 @@ class FakeSignalServer(LoopServer):
         self._clock = int(time.time() * 1000)
         self._send_attempts = 0
         self._attachments: dict[str, tuple[bytes, str]] = {}  # id -> (bytes, content type)
+        self._intercept: Callable[[dict[str, Any]], int | None] | None = None
         self._cond = threading.Condition()
         super().__init__()
 
@@ -312,6 +313,12 @@ class FakeSignalServer(LoopServer):
         with self._cond:
             self.faults.planned[self._send_attempts + successes + 1] = status
 
+    def intercept_next_send(self, hook: Callable[[dict[str, Any]], int | None]) -> None:
+        """Call ``hook`` with the body of the next send before it is taken; a status it returns fails the send
+        (nothing is delivered), None lets it through. Tests kill a worker there, mid-POST."""
+        with self._cond:
+            self._intercept = hook
+
     def fail_next_send_for_recipients(self, reason: str = "NETWORK_FAILURE") -> None:
         """The next send is accepted (201) with a per-recipient failure, as group sends often are."""
         with self._cond:
@@ -353,6 +360,18 @@ class FakeSignalServer(LoopServer):
         """The attachments of one ``/v2/send`` body, decoded: ``<b64>``, ``data:<mime>;base64,<b64>`` or
         ``data:<mime>;filename=<name>;base64,<b64>`` (signal-cli-rest-api.md §2.3)."""
         return [SentFile.parse(str(a)) for a in sent.get("base64_attachments") or []]
+
+    def sent_since(self, index: int, timeout: float = 20.0) -> tuple[list[dict[str, Any]], int]:
+        """The sends after the first ``index`` ones, waiting up to ``timeout`` for one; and the new index
+        (a cheap poll for benchmarks that count replies by the thousand)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._sent) <= index:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return [], index
+                self._cond.wait(left)
+            return self._sent[index:], len(self._sent)
 
     def requests(self, path_prefix: str = "") -> list[tuple[str, str, Any]]:
         """Every request received: (method, path, JSON body or None)."""
@@ -554,6 +573,10 @@ class FakeSignalServer(LoopServer):
                 SentFile.parse(str(attachment))
             except ValueError:
                 return self._error(400, "Couldn't decode base64 attachment")
+        with self._cond:
+            hook, self._intercept = self._intercept, None
+        if hook is not None and (status := hook(body)) is not None:
+            return self._error(status, "Failed to send message")
         with self._cond:
             self._send_attempts += 1
             failure = self.faults.send_failures.pop(0) if self.faults.send_failures else None

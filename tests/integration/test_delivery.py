@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 
 import pytest
+from sqlalchemy import select
 
-from claude_signal.db.models import Inbox, Outbox, Session, Transition
+from claude_signal.db.engine import unit_of_work
+from claude_signal.db.models import Inbox, Outbox, OutboxStatus, Session, Transition
 from claude_signal.inbound import task_id_for
 from tests.harness import wait_until
 from tests.integration.conftest import System
 from tests.integration.helpers import count, database_write_lock, one_session, transitions, unacked_task_ids
+
+
+def outbox_rows(system: System, inbox_key: str) -> list[str]:
+    with unit_of_work(system.engine) as db:
+        return list(db.execute(select(Outbox.status).where(Outbox.inbox_key == inbox_key)).scalars())
 
 
 def test_command_round_trip(system: System) -> None:
@@ -111,3 +120,34 @@ def test_copies_of_a_handled_message_wake_the_one_behind_it_once(system: System)
     system.wait_reply(lambda t: t.startswith("claude-signal commands:"))
     assert starts.llen("host.hostb") == 1
     assert sum(t.startswith("Hosts:") for t in system.replies()) == 1
+
+
+def test_a_reply_posted_by_its_handler_arrives_once_whenever_the_worker_dies(system: System) -> None:
+    """The handler claims a short reply with its commit and posts it itself. SIGKILLed after the commit,
+    before the POST got through: the claim lapses and the sweep sends it. SIGKILLed after the POST and its
+    mark, before the message was acknowledged: the redelivered command finds it sent. Once each way."""
+    workers = system.worker()
+    unacked = system.redis.client()
+    system.signal.intercept_next_send(lambda body: (workers.discard(), 503)[1])  # the POST never lands
+    msg = system.publisher.send("/hosts")
+    wait_until(lambda: workers.control.proc and workers.control.proc.poll() is not None, message="the kill")
+    assert outbox_rows(system, msg.key) == [OutboxStatus.SENDING]  # claimed by its handler, not outbox.send
+    workers = system.worker("w2")
+    system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=40)
+
+    redis_pid = system.redis.proc.pid  # type: ignore[union-attr]
+    system.signal.intercept_next_send(lambda body: os.kill(redis_pid, signal.SIGSTOP))  # it lands; the ack hangs
+    msg = system.publisher.send("/session list")
+    try:
+        wait_until(lambda: outbox_rows(system, msg.key) == [OutboxStatus.SENT], message="the reply marked sent")
+        workers.discard()
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+    # The killed worker's restore of unacknowledged messages may have taken kombu's mutex while Redis was
+    # frozen; it would hold up every redelivery for its five-minute expiry.
+    unacked.delete("unacked_mutex")
+    assert task_id_for(msg.key) in unacked_task_ids(unacked)
+    system.worker("w3")
+    wait_until(lambda: task_id_for(msg.key) not in unacked_task_ids(unacked), timeout=40,
+               message="the redelivered command handled")
+    assert [t.split()[0] for t in system.replies()] == ["Hosts:", "No"]  # "No sessions (…)", once
