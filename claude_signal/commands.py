@@ -81,6 +81,36 @@ class Mode:
 
 
 @dataclass(frozen=True)
+class GetFile:
+    """/get <path>: send a file of the session's project to the phone."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Export:
+    pass
+
+
+@dataclass(frozen=True)
+class Cost:
+    pass
+
+
+@dataclass(frozen=True)
+class Model:
+    """/model shows the session's model; /model <name> sets it; /model default goes back to Claude's."""
+
+    name: str | None = None
+    show: bool = False
+
+
+@dataclass(frozen=True)
+class Quiet:
+    on: bool | None = None  # None: show the setting
+
+
+@dataclass(frozen=True)
 class Prompt:
     text: str
 
@@ -99,8 +129,11 @@ class Unknown:
 
 Command = (
     SessionStart | SessionList | SessionResume | SessionStop | Help | Status | Hosts | Cancel | Approve
-    | Deny | Mode | Prompt | Usage | Unknown
+    | Deny | Mode | GetFile | Export | Cost | Model | Quiet | Prompt | Usage | Unknown
 )
+
+# A model alias (sonnet, opus, haiku, sonnet[1m]) or a full id, Bedrock's with a ':' too; never a flag.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@\[\]-]{0,63}$")
 
 
 def parse_target(raw: str) -> Target:
@@ -189,6 +222,32 @@ def _mode(rest: str) -> Command:
     return Usage("Usage: /mode <" + "|".join(PERMISSION_MODES) + ">")
 
 
+def _get(rest: str) -> Command:
+    path = rest.strip().strip("'\"")
+    if not path:
+        return Usage("Usage: /get <path>, relative to the session's project (e.g. /get src/app.py) or absolute "
+                     "inside the project roots.")
+    return GetFile(path)
+
+
+def _model(rest: str) -> Command:
+    if not rest:
+        return Model(show=True)
+    if rest.lower() == "default":
+        return Model(None)
+    if not _MODEL_NAME.match(rest):
+        return Usage("Usage: /model <name>, e.g. /model sonnet, /model opus, /model haiku or a full model id; "
+                     "/model default goes back to Claude Code's default.")
+    return Model(rest)
+
+
+def _quiet(rest: str) -> Command:
+    word = rest.lower()
+    if word in ("", "on", "off"):
+        return Quiet(None if not word else word == "on")
+    return Usage("Usage: /quiet on (fold tool lines into the answer) or /quiet off (show each one).")
+
+
 _TOP_LEVEL = {
     "session": _session,
     "s": _session,
@@ -199,6 +258,11 @@ _TOP_LEVEL = {
     "approve": _approve,
     "deny": _deny,
     "mode": _mode,
+    "get": _get,
+    "export": _no_args(Export(), "Usage: /export"),
+    "cost": _no_args(Cost(), "Usage: /cost"),
+    "model": _model,
+    "quiet": _quiet,
 }
 
 

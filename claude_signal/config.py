@@ -101,6 +101,27 @@ class Settings(BaseSettings):
     schedule_clock_offset: float = Field(default=0.0, description="TEST ONLY: seconds added to the clock "
                                          "schedules are judged by, to simulate an outage without waiting")
 
+    # Rich conversations: pictures, costs.
+    caption_wait: float = Field(default=120.0, gt=0, le=3600, description="a picture sent alone waits this many "
+                                "seconds for its caption (the next text message), then goes to Claude alone")
+    daily_budget: float | None = Field(default=None, description="US dollars a person may spend on Claude a "
+                                       "day (this time zone's day); new turns are refused once it is spent")
+
+    @field_validator("daily_budget", mode="before")
+    @classmethod
+    def _dollars(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip().removeprefix("$").strip()
+            if not text:
+                return None
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError("must be an amount in US dollars, e.g. 5 or 2.50") from None
+        if isinstance(value, int | float) and not (0 < value < float("inf")):
+            raise ValueError("must be more than 0 US dollars (leave it unset for no budget)")
+        return value
+
     @field_validator("authorized", mode="before")
     @classmethod
     def _authorized_csv(cls, value: object) -> object:

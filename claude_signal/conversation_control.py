@@ -1,4 +1,4 @@
-"""Commands that steer the work inside a session: /cancel, /approve, /deny, /mode.
+"""Commands that steer the work inside a session: /cancel, /approve, /deny, /mode, /model, /quiet.
 
 They only change rows; the worker running the turn polls those rows and acts (sends ``interrupt``, answers
 Claude's permission request), so they work from whichever worker handles the command.
@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal import commands as c
-from claude_signal import replies
+from claude_signal import replies, session_settings
 from claude_signal.db.models import Approval, ApprovalStatus, Outbox, Session, SessionStatus, Turn, TurnStatus, utcnow
 from claude_signal.inbound import InboundMessage
 from claude_signal.wakeups import Wakeups
@@ -29,6 +29,10 @@ def run(db: DB, msg: InboundMessage, command: c.Command, ctx, wakeups: Wakeups) 
             text = deny(db, msg, session, ref, reason)
         case c.Mode(mode):
             text = set_mode(db, session, mode)
+        case c.Model(name, show):
+            text = session_settings.model(db, session, name, show=show)
+        case c.Quiet(on):
+            text = session_settings.quiet(db, session, on)
         case _:
             raise Reply(replies.unknown_command(msg.text.split()[0]))
     reply(db, wakeups, msg, text)

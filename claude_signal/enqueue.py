@@ -40,7 +40,10 @@ class InboundPublisher:
             task_send_sent_event=events,  # Flower shows a message from the moment it is queued
             broker_connection_timeout=connect_timeout,
             broker_connection_retry_on_startup=False,
-            broker_transport_options={"socket_connect_timeout": connect_timeout, "socket_timeout": 10},
+            # One connection attempt per publish: kombu's own retries (2 s, then 4 s) would hold the forwarder's
+            # loop for 6 s per try during an outage, and that loop retries on a shorter, bounded back-off.
+            broker_transport_options={"socket_connect_timeout": connect_timeout, "socket_timeout": 10,
+                                      "max_retries": 0},
         )
 
     def publish(self, message: InboundMessage | dict[str, Any]) -> None:
@@ -62,6 +65,13 @@ class InboundPublisher:
             return set()
         try:
             return inbox_acks.acknowledged(client(self.broker_url, timeout=self.connect_timeout), keys)
+        except (redis.RedisError, OSError) as error:
+            raise BrokerUnavailable(str(error)) from error
+
+    def broker_run(self) -> str | None:
+        """The broker's run id: it changes when Redis restarts, and with it maybe every copy it held."""
+        try:
+            return str(client(self.broker_url, timeout=self.connect_timeout).info("server").get("run_id"))
         except (redis.RedisError, OSError) as error:
             raise BrokerUnavailable(str(error)) from error
 

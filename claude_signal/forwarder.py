@@ -3,11 +3,16 @@
 Publishing is not delivery: kombu takes a message off the Redis list and records it as unacknowledged in
 two steps, so a worker killed in between loses it, and json-rpc Signal keeps no copy. So a record stays in
 the journal, "in flight", until a worker acknowledges that the inbox holds it
-(:mod:`claude_signal.inbox_acks`); one not acknowledged within ``republish_after`` seconds is published
-again, then after twice that, and so on up to ``MAX_REPUBLISH_FACTOR`` times the bound (a long worker
-outage must not fill the queue with copies). The inbox makes every extra copy a no-op. While records are in
-flight the thread looks for acknowledgements every ``check_every`` seconds (one pipelined round trip);
-with nothing in flight it sleeps until a message arrives.
+(:mod:`claude_signal.inbox_acks`). One not acknowledged within ``republish_after`` seconds is published
+again. How soon after that depends on what the workers do. The queue is first in, first out: once they
+acknowledge a message published after a record's last copy, that copy was lost (not merely waiting), so it
+goes again every ``republish_after``. Without such evidence (the workers are away, or behind a backlog
+that the copies would only lengthen) the wait doubles up to ``MAX_REPUBLISH_FACTOR`` times the bound. A
+broker that restarted (its run id changed) may have lost every copy it held: each record in flight is
+published again at once. The inbox makes every extra copy a no-op. While records are in flight the thread
+looks for acknowledgements every ``check_every`` seconds (one pipelined round trip); with nothing in
+flight it sleeps until a message arrives. A broker outage holds the loop for at most ``max_backoff``
+seconds between attempts, so messages move within seconds of the broker's return.
 """
 
 from __future__ import annotations
@@ -63,14 +68,15 @@ class Flight:
 
     record: dict[str, Any]
     start: int | None  # where it begins in the journal; None when the disk failed and it lives in memory
-    due: float  # monotonic time of the next re-publish
-    wait: float  # the pause before that one
+    first: float  # monotonic time of its first copy
+    published: float  # and of its last
+    wait: float  # how long after that copy the next one goes, unless a later message overtook it
 
 
 class Forwarder:
     """Journal first, then publish in order from a thread of its own; an outage or a lost copy only delays."""
 
-    def __init__(self, spool: Spool, publisher: InboundPublisher, *, max_backoff: float = 5.0,
+    def __init__(self, spool: Spool, publisher: InboundPublisher, *, max_backoff: float = 2.0,
                  republish_after: float = 30.0, check_every: float = 1.0) -> None:
         self.spool = spool
         self.publisher = publisher
@@ -87,6 +93,8 @@ class Forwarder:
         self._flights: OrderedDict[str, Flight] = OrderedDict()
         self._read = spool.cursor()  # journal offset up to which records have been published
         self._committed = self._read
+        self._consumed_before = float("-inf")  # what was published before this was taken off the queue
+        self._broker_run: str | None = None
 
     def start(self) -> Forwarder:
         self._thread.start()
@@ -171,7 +179,7 @@ class Forwarder:
             return  # a copy of a record already in flight: its acknowledgement covers both
         self.publisher.publish(record)
         now = time.monotonic()
-        self._flights[key] = Flight(record, start, now + self.republish_after, self.republish_after)
+        self._flights[key] = Flight(record, start, now, now, self.republish_after)
 
     def _publish_new(self) -> int:
         count = 0
@@ -191,16 +199,21 @@ class Forwarder:
 
     def _settle(self) -> None:
         """Forget what the inbox has, re-publish what is overdue, move the journal's cursor."""
-        for key in self.publisher.acknowledged(list(self._flights)):
-            del self._flights[key]
-        now = time.monotonic()
-        for key, flight in self._flights.items():
-            if now >= flight.due:
-                log.warning("%s is not in the inbox %.0fs after it was published; publishing it again",
-                            key, flight.wait)
-                self.publisher.publish(flight.record)
-                flight.wait = min(flight.wait * 2, self.republish_after * MAX_REPUBLISH_FACTOR)
-                flight.due = now + flight.wait
+        if self._flights:
+            acknowledged = self.publisher.acknowledged(list(self._flights))
+            run = self.publisher.broker_run()
+            now = time.monotonic()
+            for key in acknowledged:
+                self._consumed_before = max(self._consumed_before, self._flights.pop(key).first)
+            if run != self._broker_run:
+                if self._broker_run is not None and self._flights:
+                    log.warning("the broker restarted; publishing the %d message(s) in flight again",
+                                len(self._flights))
+                    for flight in self._flights.values():
+                        flight.wait = 0.0
+                self._broker_run = run
+            for key, flight in self._flights.items():
+                self._republish_if_due(key, flight, now)
         open_starts = [f.start for f in self._flights.values() if f.start is not None]
         cursor = min(open_starts, default=self._read)
         if cursor != self._committed:  # one cursor write per change, not per pass
@@ -208,3 +221,18 @@ class Forwarder:
             if stored != cursor:  # emptied: everything read was acknowledged
                 self._read = stored
             self._committed = stored
+
+    def _republish_if_due(self, key: str, flight: Flight, now: float) -> None:
+        """Another copy once its wait is over; that wait is the bound once a later message overtook it."""
+        lost = flight.published < self._consumed_before  # a message published after its last copy was taken
+        wait = min(flight.wait, self.republish_after) if lost else flight.wait
+        if now < flight.published + wait:
+            return
+        log.warning("%s is not in the inbox %.0fs after its last copy; publishing it again",
+                    key, now - flight.published)
+        self.publisher.publish(flight.record)
+        flight.published = now
+        if lost or wait < self.republish_after:
+            flight.wait = self.republish_after
+        else:  # no sign it was lost: it may wait behind others, and copies would lengthen the queue
+            flight.wait = min(wait * 2, self.republish_after * MAX_REPUBLISH_FACTOR)

@@ -63,8 +63,9 @@ class Reply(Exception):
 
 
 def record(db: DB, msg: InboundMessage) -> Row[Any]:
-    """Insert the message unless its key is known; returns the row's ``status`` and ``received_at`` (new,
-    or as the earlier delivery left them)."""
+    """Insert the message unless its key is known; returns the row's ``status`` and ``received_at`` (new, or
+    as the earlier delivery left them), the row locked until this transaction ends, so two copies handled at
+    once take turns: the second finds the first's work done (PostgreSQL; SQLite runs one writer at a time)."""
     added = insert_or_ignore_returning(
         db, Inbox,
         {"key": msg.key, "sender": msg.sender, "conversation": msg.conversation, "text": msg.text,
@@ -78,7 +79,7 @@ def record(db: DB, msg: InboundMessage) -> Row[Any]:
 @cache
 def _inbox_state() -> Executable:
     table = Inbox.__table__
-    return select(table.c.status, table.c.received_at).where(table.c.key == bindparam("k"))
+    return select(table.c.status, table.c.received_at).where(table.c.key == bindparam("k")).with_for_update()
 
 
 @cache
@@ -88,9 +89,10 @@ def _mark_handled() -> Executable:  # built once: every message runs it
             .values(status=InboxStatus.HANDLED, handled_at=bindparam("now")))
 
 
-def mark_handled(db: DB, key: str) -> None:
+def mark_handled(db: DB, key: str) -> bool:
+    """RECEIVED → HANDLED as a compare-and-set; True when this call made the change (a claim)."""
     db.flush()
-    db.connection().execute(_mark_handled(), {"k": key, "now": utcnow()})
+    return db.connection().execute(_mark_handled(), {"k": key, "now": utcnow()}).rowcount == 1
 
 
 def reply(db: DB, wakeups: Wakeups, msg: InboundMessage, text: str, *, suffix: str = "reply") -> None:
@@ -184,6 +186,10 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
               suffix=ordering.FAILED_SWITCH)
         mark_handled(db, msg.key)
         return wakeups
+    if not isinstance(command, c.Prompt):  # a command lets a picture waiting for its caption go first
+        from claude_signal import captions
+
+        captions.release(db, current_session(db, msg.conversation), wakeups)
     try:
         deferred = _dispatch(db, msg, command, ctx, wakeups)
     except Reply as answer:
@@ -220,6 +226,10 @@ def _dispatch(db: DB, msg: InboundMessage, command: c.Command, ctx: Context, wak
             reply(db, wakeups, msg, text)
         case c.Unknown(word):
             reply(db, wakeups, msg, replies.unknown_command(word, msg.text))
+        case c.GetFile() | c.Export() | c.Cost():
+            from claude_signal import session_outputs
+
+            return session_outputs.run(db, msg, command, ctx, wakeups)
         case ScheduleCommand():
             from claude_signal.schedules import run_command
 
@@ -433,15 +443,24 @@ def _prompt(db: DB, msg: InboundMessage, text: str, ctx: Context, wakeups: Wakeu
         notes.append(replies.auto_resumed(session.id))
     elif status is not SessionStatus.ACTIVE:
         raise Reply(replies.not_accepting_prompts(session.id, status))
+    from claude_signal import captions
+
+    if not msg.files and text.strip() and captions.add_caption(db, session, text, wakeups):
+        return  # the caption of the picture sent just before: that turn runs with it
+    captions.release(db, session, wakeups)  # anything else lets a waiting picture go first
     ahead = db.execute(select(func.count()).select_from(Turn).where(
         Turn.session_id == session.id, Turn.status.in_([TurnStatus.QUEUED, TurnStatus.RUNNING]))).scalar_one()
+    hold = captions.hold_until(db, ctx.settings.caption_wait) if captions.is_lone_picture(msg) else None
     db.add(Turn(session_id=session.id, inbound_key=msg.key, prompt=text, status=TurnStatus.QUEUED,
-                created_at=utcnow()))
+                hold_until=hold, created_at=utcnow()))
     db.flush()
     if ahead:
         notes.append(replies.queued(ahead))
     elif (wait := _slot_wait(db, session.host, ctx)) is not None:
         notes.append(wait)
+    if hold is not None:
+        notes.append(captions.waiting_note(ctx.settings.caption_wait))
     if notes:
         reply(db, wakeups, msg, "\n".join(notes))
-    wakeups.add(next_turn(session.id, session.host))
+    wakeups.add(captions.expiry_wakeup(session, ctx.settings.caption_wait) if hold is not None
+                else next_turn(session.id, session.host))

@@ -129,25 +129,28 @@ def start(db: DB, session_id: str, inbox_key: str, check: Precheck, task_id: str
 
 
 def resume(db: DB, session_id: str, inbox_key: str, check: Precheck, task_id: str | None) -> Wakeups:
+    """The inbox row is claimed first (RECEIVED → HANDLED): a second delivery, or the sweep that refused the
+    resume while this host looked gone (:mod:`claude_signal.stranded`), has claimed it, and this does nothing."""
     wakeups = Wakeups()
-    session = db.get(Session, session_id, populate_existing=True)
     inbox = db.get(Inbox, inbox_key)
-    if session is None or inbox is None or inbox.status != "RECEIVED":
+    if inbox is None or not mark_handled(db, inbox_key):
+        return wakeups
+    session = db.get(Session, session_id, populate_existing=True)
+    if session is None:
         return wakeups
     msg = InboundMessage.model_validate(inbox.payload)
-    if session.status == SessionStatus.ACTIVE:
-        set_current(db, msg.conversation, session.id)
-        text = replies.already_active(view(session))
-    elif session.status != SessionStatus.PAUSED:
-        text = replies.invalid_transition(session.id, SessionStatus(session.status), SessionStatus.ACTIVE)
+    if session.status != SessionStatus.PAUSED:
+        text = _not_paused(db, msg.conversation, session)
     elif check.problem is not None or check.path is None:
         text = replies.resume_failed(session.id, check.problem or "unknown problem")
     else:
         outcome = _activate(db, session, str(check.path), reason="resumed", task_id=task_id)
         active = outcome.session
-        if outcome.raced:
-            return wakeups
-        if active is None:
+        if outcome.raced:  # a prompt resumed it or /session stop ended it meanwhile: say what it is now
+            now = db.get(Session, session.id, populate_existing=True)
+            assert now is not None
+            text = _not_paused(db, msg.conversation, now)
+        elif active is None:
             text = replies.directory_taken(outcome.holder or "another session", str(check.path))
         else:
             set_current(db, msg.conversation, session.id)
@@ -157,5 +160,12 @@ def resume(db: DB, session_id: str, inbox_key: str, check: Precheck, task_id: st
             # Messages that queued up while the session was paused run now, in order.
             wakeups.add(next_turn(session.id, session.host))
     _reply(db, wakeups, inbox_key, msg.conversation, text)
-    mark_handled(db, inbox_key)
     return wakeups
+
+
+def _not_paused(db: DB, conversation: str, session: Session) -> str:
+    """The answer to a resume of a session that is no longer PAUSED."""
+    if session.status == SessionStatus.ACTIVE:
+        set_current(db, conversation, session.id)
+        return replies.already_active(view(session))
+    return replies.invalid_transition(session.id, SessionStatus(session.status), SessionStatus.ACTIVE)

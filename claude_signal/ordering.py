@@ -24,8 +24,8 @@ from claude_signal.inbound import COMMAND_TASK, InboundMessage
 from claude_signal.wakeups import SHARED_QUEUE, Wakeup, Wakeups
 
 # How long a message waits for a predecessor the inbox has never seen. The listener keeps re-publishing an
-# unacknowledged message with a doubling wait of at most 16 x ``republish_after`` (8 min by default; a
-# broker outage makes it that long), so past this it was lost for good.
+# unacknowledged message: every ``republish_after`` once it is known lost, else with a doubling wait of at
+# most 16 x ``republish_after`` (8 min by default), so past this it was lost for good.
 MISSING_WAIT = 600.0
 # A predecessor still RECEIVED after this long is one the sweep gave up on (sweep.INBOX_GIVE_UP).
 STUCK_WAIT = 86400.0
@@ -62,6 +62,10 @@ def recheck_in(db: DB, msg: InboundMessage) -> float | None:
     row = db.get(Inbox, msg.key)
     waited = (utcnow() - row.received_at).total_seconds() if row is not None else 0.0
     return max(1.0, MISSING_WAIT - waited + 1.0)
+
+
+def is_handled(db: DB, key: str) -> bool:
+    return db.execute(select(Inbox.status).where(Inbox.key == key)).scalar_one_or_none() == InboxStatus.HANDLED
 
 
 def successors(db: DB, key: str) -> Wakeups:

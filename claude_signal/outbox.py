@@ -57,14 +57,16 @@ def enqueue(
     dedupe_key: str,
     inbox_key: str | None = None,
     text_mode: str = "normal",
+    attachments: dict[str, Any] | None = None,
 ) -> int:
-    """Add a reply unless one with this dedupe key exists; returns the row id either way."""
+    """Add a reply unless one with this dedupe key exists; returns the row id either way. ``attachments``
+    are files sent with it (:func:`claude_signal.attachments_out.pack`)."""
     now = utcnow()
     added = insert_or_ignore_returning(
         db, Outbox,
         {"dedupe_key": dedupe_key, "inbox_key": inbox_key, "recipient": recipient, "text": text,
-         "text_mode": text_mode, "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now,
-         "created_at": now},
+         "text_mode": text_mode, "attachments": attachments, "status": OutboxStatus.PENDING, "attempts": 0,
+         "next_attempt_at": now, "created_at": now},
         "dedupe_key", ["id"],
     )
     if added is not None:

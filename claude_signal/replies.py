@@ -23,6 +23,11 @@ HELP = """claude-signal commands:
 /approve none          ask again before each tool (undoes /approve all)
 /deny [id] [reason]    refuse it
 /mode <default|acceptEdits|plan|bypassPermissions>
+/model [name]          the session's model (sonnet, opus, haiku, an id; default)
+/quiet [on|off]        fold the tools Claude runs into its answer
+/get <path>            a file of the project, as an attachment
+/export                the conversation as a Markdown file
+/cost                  what this session, today and this month cost
 /every <when> <prompt> run a prompt on a schedule (30m, 2h, daily 09:00, weekdays 09:00, "cron")
 /at <time> <prompt>    run one once (18:30, in 10m, tomorrow 08:00)
 /schedules             list them; /unschedule, /pause, /resume <schedule id>
@@ -141,9 +146,23 @@ def unknown_host(host: str, known: Iterable[str]) -> str:
     return f"No worker has ever run on host '{host}' (known hosts: {names}). Start a worker there first."
 
 
+def _last_seen(last_seen: datetime | None) -> str:
+    return f" (last seen {last_seen:%Y-%m-%d %H:%M} UTC)" if last_seen else ""
+
+
 def host_offline(host: str, last_seen: datetime | None) -> str:
-    seen = f" (last seen {last_seen:%Y-%m-%d %H:%M} UTC)" if last_seen else ""
-    return f"Host '{host}' is offline{seen}. Start its worker, then try again."
+    return f"Host '{host}' is offline{_last_seen(last_seen)}. Start its worker, then try again."
+
+
+def start_host_offline(host: str, path: str, last_seen: datetime | None) -> str:
+    """A start the host never took: it went away after the command was accepted."""
+    return (f"Host '{host}' is offline{_last_seen(last_seen)}; the session in {path} was not started. "
+            "Start its worker, then send /session start again.")
+
+
+def resume_host_offline(host: str, session_id: str, last_seen: datetime | None) -> str:
+    return (f"Host '{host}' is offline{_last_seen(last_seen)}; session {session_id} was not resumed. "
+            f"Start its worker, then send /session resume {session_id} again.")
 
 
 def session_list(views: Sequence[SessionView], *, include_ended: bool) -> str:

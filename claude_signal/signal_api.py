@@ -134,12 +134,13 @@ class SignalClient:
         self._http.close()
 
     def send(self, recipient: str, text: str, *, text_mode: str = "normal",
-             base64_attachments: list[str] | None = None) -> SentReceipt:
+             base64_attachments: list[str] | None = None, timeout: float | None = None) -> SentReceipt:
+        """``timeout`` overrides the client's bound for this send (files take longer to upload)."""
         body: dict[str, Any] = {"number": self.account, "recipients": [recipient], "message": text,
                                 "text_mode": text_mode}
         if base64_attachments:
             body["base64_attachments"] = base64_attachments
-        response = self._post("/v2/send", body)
+        response = self._post("/v2/send", body, timeout or self.timeout)
         if response.status_code == 429:
             hint = _rate_limit_hint(self.account, response)
             log.warning("%s", hint)
@@ -164,14 +165,14 @@ class SignalClient:
         except httpx.HTTPError as error:
             log.info("typing indicator for %s failed: %s", recipient, error)
 
-    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+    def _post(self, path: str, body: dict[str, Any], timeout: float) -> httpx.Response:
         """POST within ``timeout`` overall; an answer that comes later is abandoned (its thread ends on the
         per-phase timeouts) and the send counts as failed, to be retried."""
-        answer: Future[httpx.Response] = self._senders.submit(self._http.post, path, json=body)
+        answer: Future[httpx.Response] = self._senders.submit(self._http.post, path, json=body, timeout=timeout / 3)
         try:
-            return answer.result(timeout=self.timeout)
+            return answer.result(timeout=timeout)
         except FutureTimeout:
-            raise SendError(f"signal-cli-rest-api at {self.base_url} did not answer within {self.timeout:g}s",
+            raise SendError(f"signal-cli-rest-api at {self.base_url} did not answer within {timeout:g}s",
                             retryable=True) from None
         except httpx.HTTPError as error:
             raise SendError(f"cannot reach signal-cli-rest-api at {self.base_url}: {error}",

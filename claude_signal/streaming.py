@@ -2,7 +2,8 @@
 
 A busy turn produces hundreds of events; the phone should get a handful of messages. Text and one-line
 tool summaries accumulate and are released when the batch is big enough, old enough, or the turn needs
-the user's attention (an approval request) or ends.
+the user's attention (an approval request) or ends. A quiet batcher (``/quiet on``) keeps tool lines out of
+the stream and folds them into one line at the end of the answer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ class Batcher:
     parts: list[str] = field(default_factory=list)
     first_at: float | None = None
     size: int = 0
+    quiet: bool = False
+    folded: list[str] = field(default_factory=list)  # quiet: the tool lines held for the answer's end
 
     def add_text(self, text: str, now: float) -> list[str]:
         """Assistant prose: its own paragraph."""
@@ -27,12 +30,20 @@ class Batcher:
         return self._add(text, now) if text else []
 
     def add_tool(self, summary: str, now: float) -> list[str]:
-        """A tool use, shown as one line with a marker so it reads apart from prose."""
+        """A tool use, shown as one line with a marker so it reads apart from prose (quiet: held back)."""
+        if self.quiet:
+            self.folded.append(summary)
+            return []
         return self._add(f"› {summary}", now)
 
     def withdraw(self, summary: str) -> bool:
         """Take a tool line back out of the batch (its approval request shows it instead); False if it
         was already sent."""
+        if self.quiet:
+            if summary not in self.folded:
+                return False
+            del self.folded[len(self.folded) - 1 - self.folded[::-1].index(summary)]
+            return True
         part = f"› {summary}"
         if part not in self.parts:
             return False
@@ -48,6 +59,13 @@ class Batcher:
         if self.first_at is not None and now - self.first_at >= self.max_age:
             return self.flush()
         return []
+
+    def finish(self) -> list[str]:
+        """The rest of the batch when the turn ends; quiet, the tool lines come folded at its end."""
+        if self.folded:
+            self.parts.append(fold(self.folded))
+            self.folded = []
+        return self.flush()
 
     def flush(self) -> list[str]:
         if not self.parts:
@@ -78,3 +96,15 @@ def _join_tools(parts: list[str]) -> list[str]:
         else:
             blocks.append(part)
     return blocks
+
+
+def fold(summaries: list[str]) -> str:
+    """Tool lines as one line, ``› 3 tools: Bash ×2, Edit``; a tool that did not run keeps its own line."""
+    ran = [t for t in summaries if not t.startswith("✗ ")]
+    counts: dict[str, int] = {}
+    for summary in ran:
+        name = summary.split(":", 1)[0].split(" ", 1)[0]
+        counts[name] = counts.get(name, 0) + 1
+    names = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in counts.items())
+    lines = [f"› {len(ran)} tool{'' if len(ran) == 1 else 's'}: {names}"] if ran else []
+    return "\n".join([*lines, *(f"› {t}" for t in summaries if t.startswith("✗ "))])

@@ -9,6 +9,7 @@ Whatever happens inside, the turn ends in a final state with one plain message.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -17,7 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude_signal import asks, attachments_in, previews, replies, runtime, schedule_runs, turns
+from claude_signal import (
+    asks,
+    attachments_in,
+    attachments_out,
+    exports,
+    previews,
+    replies,
+    runtime,
+    schedule_runs,
+    turns,
+)
 from claude_signal.claude import driver as claude_driver
 from claude_signal.claude import protocol as p
 from claude_signal.claude.summaries import format_cost_line, result_error_text, tool_summary
@@ -82,6 +93,8 @@ class DatabaseHooks:
     decided: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # approval id -> decision
     tool_lines: dict[str, str] = field(default_factory=dict)  # tool use id -> its line in the stream
     withheld: dict[str, tuple[str, bool]] = field(default_factory=dict)  # request id -> (line, withdrawn)
+    transcript: list[str] = field(default_factory=list)  # what Claude said and did, kept with the turn
+    pictures: int = 0  # images from tools forwarded so far
     _last_poll: float = 0.0
     _stop: str | None = None
     _approve_all: bool = False
@@ -97,15 +110,37 @@ class DatabaseHooks:
     def on_event(self, event: Any) -> None:
         now = time.monotonic()
         if isinstance(event, p.AssistantText):
+            if event.text.strip():
+                self.transcript.append(event.text.strip())
             self._emit(self.batcher.add_text(event.text, now))
         elif isinstance(event, p.ToolUse):
             if event.name in asks.INTERACTIVE_TOOLS:
                 return  # its question or plan is shown readably when Claude asks
             self.tool_lines[event.id] = tool_summary(event.name, event.input)
+            self.transcript.append(f"› {self.tool_lines[event.id]}")
             self._emit(self.batcher.add_tool(self.tool_lines[event.id], now))
+        elif isinstance(event, p.ToolResult) and event.images:
+            self._forward_pictures(event)
         else:
             self._emit(self.batcher.due(now))
         self._typing()
+
+    def _forward_pictures(self, result: p.ToolResult) -> None:
+        """Pictures a tool returned go to the phone as attachments, captioned with what came before them
+        (so the answer keeps its order) or with the tool that made them."""
+        room = MAX_PICTURES_PER_TURN - self.pictures
+        numbered = enumerate(result.images[:max(room, 0)], self.pictures + 1)
+        files = [f for f in (attachments_out.picture(i.media_type, i.data, n) for n, i in numbered) if f]
+        if not files:
+            return
+        self.pictures += len(files)
+        before = self.batcher.flush()
+        caption = before[0] if before else f"Picture from {self.tool_lines.get(result.tool_use_id, 'a tool')}"
+        with runtime.transaction() as db:
+            self.seq += 1
+            turns.say(db, self.wakeups, self.turn, f"out:{self.seq}", caption,
+                      attachments=attachments_out.pack(files))
+        self._publish()
 
     def on_permission_request(self, request: Any) -> None:
         self._refresh(force=True)
@@ -155,7 +190,9 @@ class DatabaseHooks:
             return
         if decision.behavior != "allow":
             expired = decision.message.startswith(EXPIRED_MESSAGE)
-            line = f"✗ {line} ({'not run: no answer in time' if expired else 'denied'})"
+            marked = f"✗ {line} ({'not run: no answer in time' if expired else 'denied'})"
+            self.transcript = [f"› {marked}" if t == f"› {line}" else t for t in self.transcript]
+            line = marked
         self._emit(self.batcher.add_tool(line, time.monotonic()))
 
     def _poll_permission(self, request_id: str) -> Any:
@@ -253,6 +290,9 @@ class DatabaseHooks:
             _publish_typing(self.turn.conversation, False, self.turn.turn_id)
 
 
+MAX_PICTURES_PER_TURN = 10  # a tool that returns pictures in a loop must not flood the phone
+
+
 def _publish_typing(conversation: str, on: bool, turn_id: int) -> None:
     """The turn may run on a machine that cannot reach signal-cli-rest-api: the indicator goes by queue."""
     from claude_signal.celery import app
@@ -306,7 +346,7 @@ def spec_for(turn: turns.ClaimedTurn, settings: Settings,
     return claude_driver.TurnSpec(
         claude_bin=settings.claude_bin, cwd=turn.project_path,
         prompt=attachments_in.prompt_with(turn.prompt, prepared), blocks=tuple(prepared.blocks),
-        session_id=turn.claude_session_id, resume=resume, permission_mode=turn.permission_mode,
+        session_id=turn.claude_session_id, resume=resume, permission_mode=turn.permission_mode, model=turn.model,
         env=dict(os.environ), idle_timeout=settings.idle_timeout, turn_timeout=settings.turn_timeout,
         env_extra=tuple(settings.claude_env),
     )
@@ -352,8 +392,10 @@ def run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
 
 
 def _run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
-    hooks = DatabaseHooks(turn=turn, settings=settings)
+    hooks = DatabaseHooks(turn=turn, settings=settings, batcher=Batcher(quiet=turn.quiet))
     schedule_runs.announce(turn.turn_id, turn.conversation, hooks.wakeups)  # marks a scheduled turn's answer
+    if (refusal := _over_budget(turn, settings)) is not None:
+        return _refuse(turn, hooks, refusal)
     try:
         recheck_project(turn.project_path, settings)  # before anything is saved into the directory
         prepared = _attachments(turn, settings)
@@ -364,8 +406,9 @@ def _run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
         outcome = claude_driver.TurnOutcome("failed", reason=str(why))
     finally:
         hooks.stop_typing()
-    tail = hooks.batcher.flush()
+    tail = hooks.batcher.finish()
     result, last_line = outcome_to_result(outcome, hooks.stop_reason, turn, settings.host)
+    result = dataclasses.replace(result, answer=exports.recorded_answer(hooks.transcript))
     if tail and result.status == TurnStatus.DONE:  # one buzz: the cost line ends the answer's last message
         tail, last_line = tail[:-1], f"{tail[-1]}\n\n{last_line}"
     hooks._emit(tail)
@@ -374,6 +417,24 @@ def _run(turn: turns.ClaimedTurn, settings: Settings) -> Wakeups:
         wakeups = turns.finish(db, turn, result)
     wakeups.extend(hooks.wakeups)
     log.info("turn %d of session %s: %s (%s)", turn.turn_id, turn.session_id, result.status, outcome.status)
+    return wakeups
+
+
+def _over_budget(turn: turns.ClaimedTurn, settings: Settings) -> str | None:
+    if settings.daily_budget is None:
+        return None
+    from claude_signal import costs
+
+    with runtime.transaction() as db:
+        return costs.budget_refusal(db, turn.owner, settings)
+
+
+def _refuse(turn: turns.ClaimedTurn, hooks: DatabaseHooks, why: str) -> Wakeups:
+    """End a turn that may not run (the daily budget is spent) with one message saying why."""
+    with runtime.transaction() as db:
+        turns.say(db, hooks.wakeups, turn, "final", why)
+        wakeups = turns.finish(db, turn, turns.TurnResult(TurnStatus.CANCELLED, "daily budget reached"))
+    wakeups.extend(hooks.wakeups)
     return wakeups
 
 

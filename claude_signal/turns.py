@@ -43,6 +43,9 @@ class ClaimedTurn:
     permission_mode: str
     session_version: int
     inbound_key: str | None = None
+    model: str | None = None
+    quiet: bool = False
+    owner: str = ""
 
 
 def claim_next(db: DB, session_id: str, me: Identity, lease_ttl: float) -> ClaimedTurn | None:
@@ -56,6 +59,8 @@ def claim_next(db: DB, session_id: str, me: Identity, lease_ttl: float) -> Claim
     if turn is None:
         return None
     now = db_now(db)
+    if turn.hold_until is not None and turn.hold_until > now:
+        return None  # a picture waiting for its caption; its own wake-up comes when the wait is over
     try:
         with db.begin_nested():
             won = db.execute(
@@ -69,7 +74,8 @@ def claim_next(db: DB, session_id: str, me: Identity, lease_ttl: float) -> Claim
     if not won:
         return None
     return ClaimedTurn(turn.id, session.id, turn.prompt, session.conversation, session.project_path,
-                       session.claude_session_id, session.permission_mode, session.version, turn.inbound_key)
+                       session.claude_session_id, session.permission_mode, session.version, turn.inbound_key,
+                       session.model, session.quiet, session.owner)
 
 
 def renew_lease(db: DB, turn_id: int, lease_ttl: float) -> bool:
@@ -109,11 +115,12 @@ def signals(db: DB, turn_id: int, session_id: str, session_version: int) -> Turn
     return TurnSignals(stop=stop, approve_all=bool(approve_all))
 
 
-def say(db: DB, wakeups: Wakeups, turn: ClaimedTurn, key: str, text: str, *, styled: bool = False) -> None:
+def say(db: DB, wakeups: Wakeups, turn: ClaimedTurn, key: str, text: str, *, styled: bool = False,
+        attachments: dict[str, Any] | None = None) -> None:
     """Queue a message for the turn's conversation; ``key`` makes a replayed step a no-op."""
     wakeups.send_reply(outbox.enqueue(db, recipient=turn.conversation, text=text,
                                       dedupe_key=f"turn:{turn.turn_id}:{key}",
-                                      text_mode="styled" if styled else "normal"))
+                                      text_mode="styled" if styled else "normal", attachments=attachments))
 
 
 def open_approval(db: DB, wakeups: Wakeups, turn: ClaimedTurn, request_id: str, tool: str, summary: str,
@@ -172,6 +179,7 @@ class TurnResult:
     summary: str
     cost_usd: float | None = None
     duration_ms: int | None = None
+    answer: str | None = None  # what Claude said and did, for /export
 
 
 def finish(db: DB, turn: ClaimedTurn, result: TurnResult) -> Wakeups:
@@ -180,7 +188,8 @@ def finish(db: DB, turn: ClaimedTurn, result: TurnResult) -> Wakeups:
     closed = db.execute(
         update(Turn).where(Turn.id == turn.turn_id, Turn.status == TurnStatus.RUNNING)
         .values(status=result.status, finished_at=utcnow(), result_summary=result.summary[:4000],
-                cost_usd=result.cost_usd, duration_ms=result.duration_ms, claude_pgid=None, lease_expires_at=None)
+                cost_usd=result.cost_usd, duration_ms=result.duration_ms, claude_pgid=None, lease_expires_at=None,
+                answer=result.answer)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.execute(update(Turn).where(Turn.id == turn.turn_id).values(claude_pgid=None)

@@ -19,13 +19,14 @@ OUTBOX_SEND = "outbox.send"
 SESSION_START = "session.start"
 SESSION_RESUME = "session.resume"
 SESSION_PROMPT = "session.prompt"
+SESSION_GET_FILE = "session.get_file"
 RECOVERY_RUN = "recovery.run"
 SIGNAL_TYPING = "signal.typing"
 
 
 def host_queue(host: str) -> str:
     """The control queue only workers on ``host`` consume: short work that needs that machine's files or
-    processes (starting and resuming sessions there, recovery)."""
+    processes (starting and resuming sessions there, /get, recovery)."""
     return f"host.{host}"
 
 

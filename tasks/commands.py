@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from claude_signal import handling, ordering, replies, runtime
+from claude_signal import handling, ordering, releases, replies, runtime
+from claude_signal.broker_redis import client
 from claude_signal.celery import app
 from claude_signal.db.models import Outbox
 from claude_signal.inbound import COMMAND_TASK, InboundMessage
@@ -76,12 +77,22 @@ def _wait(msg: InboundMessage) -> bool:
 
 
 def release_successors(key: str, posted: Sequence[tuple[Outbox, sender.Posted]] = ()) -> None:
-    """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit. The
+    """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit. Once:
+    a copy of a message whose successors were woken wakes nobody (:mod:`claude_signal.releases`). The
     replies this task ``posted`` itself are marked sent in the same transaction."""
+    broker = client(app.conf.broker_url)
+    released = releases.already_released(broker, key)
+    if released and not posted:
+        return
+    handled = False
     with runtime.transaction(read_only=not posted) as db:
         wakeups = sender.mark_posted(db, posted)
-        wakeups.extend(ordering.successors(db, key))
+        if not released:
+            handled = ordering.is_handled(db, key)
+            wakeups.extend(ordering.successors(db, key))
     runtime.publish(app, wakeups)
+    if handled:
+        releases.mark_released(broker, key)
 
 
 def _is_transient(error: DBAPIError) -> bool:

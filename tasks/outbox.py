@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DB
 
-from claude_signal import chunking, outbox, runtime
+from claude_signal import attachments_out, chunking, outbox, runtime
 from claude_signal.celery import app
 from claude_signal.config import Settings
 from claude_signal.db.models import Outbox, Turn, TurnStatus
@@ -104,18 +104,24 @@ def _send_row(settings: Settings, row: Outbox, lane: Lane | None, *, paced: bool
     client = client_for(settings.signal_api, settings.account, settings.signal_timeout)
     delivery = _plan(settings, row)
     last = len(delivery.parts) - 1
+    files = attachments_out.unpack(row.attachments)
+    allowance = attachments_out.upload_allowance(files)
+    hold = _hold(settings) + allowance
+    if lane is not None:  # a file takes longer to upload: hold the lane and the row that much longer
+        lane.ttl = max(lane.ttl, hold)
     timestamp = row.signal_timestamp
     for index in range(row.parts_sent, last + 1):
         if paced or index > row.parts_sent:
             time.sleep(settings.send_interval)
         if time.monotonic() - fresh_since > FRESH:
-            if not _still_ours(settings, row, lane):
+            if not _still_ours(settings, row, lane, hold):
                 log.warning("lost the lane or the claim of reply %d to %s; leaving it to its new sender",
                             row.id, row.recipient)
                 return False
             fresh_since = time.monotonic()
         try:
-            timestamp = _post(client, row.recipient, delivery, index)
+            timestamp = _post(client, row.recipient, delivery, index, files,
+                              settings.signal_timeout + allowance)
         except SendError as error:
             return _failed(settings, row, error)
         if index < last:
@@ -128,13 +134,13 @@ def _plan(settings: Settings, row: Outbox) -> chunking.Delivery:
     return chunking.plan(row.text, styled=row.text_mode == "styled", attachment_over=settings.attachment_over)
 
 
-def _still_ours(settings: Settings, row: Outbox, lane: Lane | None) -> bool:
+def _still_ours(settings: Settings, row: Outbox, lane: Lane | None, hold: float | None = None) -> bool:
     """Renew the lane and the row's claim for one more POST (which ends within ``signal_timeout``, less
     than the hold); False when either lapsed and may be another sender's: that sender must be the only one."""
     if lane is not None and not lane.renew():
         return False
     with runtime.transaction() as db:
-        return outbox.renew_claim(db, row, _hold(settings))
+        return outbox.renew_claim(db, row, hold or _hold(settings))
 
 
 # ------------------------------------------------------------------ sent by the task that wrote the reply
@@ -156,8 +162,8 @@ def claim_here(db: DB, wakeups: Wakeups, settings: Settings) -> list[Outbox]:
         if row is None:
             continue
         delivery = _plan(settings, row)
-        if delivery.count() > 1 or delivery.attachment is not None or row.parts_sent:
-            outbox.hand_back(db, row)  # long replies are paced by outbox.send
+        if delivery.count() > 1 or delivery.attachment is not None or row.parts_sent or row.attachments:
+            outbox.hand_back(db, row)  # long replies and files are paced by outbox.send
             continue
         wakeups.discard(wakeup)
         mine.append(row)
@@ -187,10 +193,14 @@ def mark_posted(db: DB, posted: Sequence[tuple[Outbox, Posted]]) -> Wakeups:
     return wakeups
 
 
-def _post(client: SignalClient, recipient: str, delivery: chunking.Delivery, index: int) -> int | None:
+def _post(client: SignalClient, recipient: str, delivery: chunking.Delivery, index: int,
+          files: list[attachments_out.OutFile], timeout: float) -> int | None:
+    """One part; the last carries the attachments (the long text's, then the row's own files)."""
     part = delivery.parts[index]
-    attach = [delivery.attachment] if delivery.attachment and index == len(delivery.parts) - 1 else None
-    return client.send(recipient, part.text, text_mode=part.text_mode, base64_attachments=attach).timestamp
+    last = index == len(delivery.parts) - 1
+    attach = [*([delivery.attachment] if delivery.attachment else []), *(f.data_uri() for f in files)] if last else []
+    return client.send(recipient, part.text, text_mode=part.text_mode, base64_attachments=attach or None,
+                       timeout=timeout).timestamp
 
 
 def _failed(settings: Settings, row: Outbox, error: SendError) -> bool:

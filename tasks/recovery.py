@@ -1,4 +1,5 @@
-"""``recovery.run``: pause orphaned sessions, kill what they left on this host, re-send lost wake-ups.
+"""``recovery.run``: pause orphaned sessions, kill what they left on this host, refuse starts and resumes
+whose host went away, re-send lost wake-ups.
 
 Orphans are paused in batches, one short transaction each, so a recovery of thousands never holds the
 database long enough to stall a heartbeat; one recovery at a time does it (the others, finding it busy,
@@ -7,10 +8,11 @@ leave it the orphans and do only their host's part).
 
 from __future__ import annotations
 
-from claude_signal import recovery, runtime, sweep
+from claude_signal import recovery, runtime, stranded, sweep
 from claude_signal.celery import app
 from claude_signal.lanes import RECOVERY, exclusive
 from claude_signal.wakeups import RECOVERY_RUN, Wakeups
+from tasks.commands import release_successors
 
 LOCK_TTL = 60.0  # renewed after every batch; a recovery that dies frees it within this
 
@@ -28,8 +30,13 @@ def run(self, reason: str = "sweep") -> dict:  # type: ignore[no-untyped-def]
         leftovers = recovery.leftover_processes(db, settings.host)
     cleared = recovery.reap_leftovers(leftovers)
     with runtime.transaction() as db:
+        refused = stranded.refuse_stranded(db, lease_ttl=settings.lease_ttl, task_id=self.request.id)
+    wakeups.extend(refused.wakeups)
+    with runtime.transaction() as db:
         recovery.clear_process_records(db, cleared)
         wakeups.extend(sweep.due(db))
     runtime.publish(app, wakeups)
-    return {"reason": reason, "paused": len(paused), "reaped": len(cleared), "rewoken": len(wakeups),
-            "busy": done is None}
+    for key in refused.keys:  # the messages that waited for a refused start or resume go on now
+        release_successors(key)
+    return {"reason": reason, "paused": len(paused), "reaped": len(cleared), "refused": refused.keys,
+            "rewoken": len(wakeups), "busy": done is None}

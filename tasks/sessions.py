@@ -1,4 +1,5 @@
-"""``session.start`` and ``session.resume``: run on the session's host queue, where its directory lives.
+"""``session.start``, ``session.resume`` and ``session.get_file``: run on the session's host queue, where its
+directory lives.
 
 Whatever goes wrong, the command ends in a reply and its inbox row HANDLED: an unexpected error is answered
 as a failed start or resume (a retry by the sweep would only fail again, silently, while the messages
@@ -13,10 +14,11 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session as DB
 
-from claude_signal import hostops, runtime
+from claude_signal import commands, files_out, handling, hostops, runtime
 from claude_signal.celery import app
-from claude_signal.db.models import Session, SessionStatus
-from claude_signal.wakeups import SESSION_RESUME, SESSION_START, Wakeups
+from claude_signal.db.models import Inbox, InboxStatus, Session, SessionStatus
+from claude_signal.inbound import InboundMessage
+from claude_signal.wakeups import SESSION_GET_FILE, SESSION_RESUME, SESSION_START, Wakeups
 from tasks.commands import release_successors
 
 log = logging.getLogger(__name__)
@@ -57,3 +59,30 @@ def start(self, session_id: str, inbox_key: str) -> str:  # type: ignore[no-unty
 @app.task(name=SESSION_RESUME, bind=True)
 def resume(self, session_id: str, inbox_key: str) -> str:  # type: ignore[no-untyped-def]
     return _run(hostops.resume, SessionStatus.PAUSED, session_id, inbox_key, self.request.id)
+
+
+@app.task(name=SESSION_GET_FILE, bind=True)
+def get_file(self, session_id: str, inbox_key: str) -> str:  # type: ignore[no-untyped-def]
+    """``/get``: read the file here and answer with it (or why not); the path comes from the inbox row, so
+    the task's arguments name no file."""
+    settings = runtime.settings()
+    with runtime.transaction() as db:
+        inbox, session = db.get(Inbox, inbox_key), db.get(Session, session_id)
+        if inbox is None or inbox.status != InboxStatus.RECEIVED or session is None:
+            return "answered already"
+        msg = InboundMessage.model_validate(inbox.payload)
+        project = session.project_path
+    command = commands.parse(msg.text)
+    try:
+        outcome = files_out.fetch(command.path, project, settings) if isinstance(command, commands.GetFile) \
+            else "Usage: /get <path>"
+    except Exception:  # answered: a silent retry would only fail again
+        log.exception("/get in session %s failed", session_id)
+        outcome = f"Could not send that file: {hostops.INTERNAL_ERROR}."
+    wakeups = Wakeups()
+    with runtime.transaction() as db:
+        files_out.deliver(db, msg, outcome, session_id, wakeups)
+        handling.mark_handled(db, inbox_key)
+    runtime.publish(app, wakeups)
+    release_successors(inbox_key)
+    return "sent" if not isinstance(outcome, str) else "refused"

@@ -94,12 +94,16 @@ def settings(database_url: str, project_root: Path, tmp_path: Path) -> Settings:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``transport`` exercise processes and the network, not the database, and so does the real
-    CLI's run of the conversation suite (its subject is the protocol): one backend suffices."""
+    """Integration tests run on SQLite only, unless marked ``both_databases``: their subject is processes, the
+    network and the CLI, and the database's part of every flow runs on both backends in the domain tests.
+    Those whose subject includes what a database decides under concurrency or with its own clock (recovery
+    races, leases, two beats, the chaos tests) carry the mark and run on PostgreSQL as well."""
     keep, drop = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        one_backend = item.get_closest_marker("transport") or params.get("claude_cli") == "real"
+        integration = item.nodeid.startswith("tests/integration/")
+        one_backend = (integration and item.get_closest_marker("both_databases") is None) \
+            or item.get_closest_marker("transport") or params.get("claude_cli") == "real"
         if one_backend and params.get("database_url", "sqlite") != "sqlite":
             drop.append(item)
         else:

@@ -77,6 +77,8 @@ def test_argv_first_turn_then_resume() -> None:
     assert build_argv("claude", session_id="s", resume=False, permission_mode="plan")[-4:] == [
         "--permission-mode", "plan", "--session-id", "s"]
     assert build_argv("claude", session_id="s", resume=True, permission_mode="default")[-1] == "--resume=s"
+    assert build_argv("claude", session_id="s", resume=True, permission_mode="default", model="haiku")[-2:] == [
+        "--model=haiku", "--resume=s"]  # one argument: a model name can never be read as another flag
 
 
 def test_conversation_continues_across_processes(tmp_path: Path, env: dict[str, str]) -> None:
@@ -164,3 +166,10 @@ def test_error_results_become_plain_language(tmp_path: Path, env: dict[str, str]
     assert outcome.status == "failed" and outcome.result is not None
     text = result_error_text(outcome.result)
     assert text.startswith(start) and "{" not in text
+
+
+def test_an_unknown_model_says_how_to_pick_another(tmp_path: Path, env: dict[str, str]) -> None:
+    outcome, _ = turn(tmp_path, env, "hi", str(uuid.uuid4()), model="no-such-model")
+    assert outcome.status == "failed" and outcome.result is not None
+    assert result_error_text(outcome.result).startswith("Claude does not know the model this session asks for. "
+                                                        "/model <name> picks another")

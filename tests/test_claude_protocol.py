@@ -62,3 +62,15 @@ def test_stdin_lines() -> None:
                                                 "parent_tool_use_id": None, "session_id": "default"}
     allow = json.loads(p.allow_response("r1", {"command": "ls"}))
     assert allow["response"]["response"] == {"behavior": "allow", "updatedInput": {"command": "ls"}}
+
+
+def test_tool_result_images_are_kept_apart_from_its_text() -> None:
+    line = json.dumps({"type": "user", "message": {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+            {"type": "text", "text": "a chart"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0K"}},
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]},
+        {"type": "tool_result", "tool_use_id": "toolu_2", "content": "plain"}]}})
+    first, second = p.parse_line(line)
+    assert first == p.ToolResult("toolu_1", "a chart", False, (p.Image("image/png", "iVBORw0K"),))
+    assert second == p.ToolResult("toolu_2", "plain", False, ())

@@ -31,6 +31,17 @@ from claude_signal import commands as c
         ("  /status  ", c.Status()),
         ("/", c.Prompt("/")),
         ("/frobnicate now", c.Unknown("/frobnicate")),
+        ("/get src/app.py", c.GetFile("src/app.py")),
+        ('/get "Q3 report.pdf"', c.GetFile("Q3 report.pdf")),
+        ("/export", c.Export()),
+        ("/cost", c.Cost()),
+        ("/model", c.Model(show=True)),
+        ("/model haiku", c.Model("haiku")),
+        ("/model sonnet[1m]", c.Model("sonnet[1m]")),
+        ("/model default", c.Model(None)),
+        ("/quiet", c.Quiet(None)),
+        ("/Quiet ON", c.Quiet(True)),
+        ("/quiet off", c.Quiet(False)),
     ],
 )
 def test_parse(text: str, expected: c.Command) -> None:
@@ -38,7 +49,9 @@ def test_parse(text: str, expected: c.Command) -> None:
 
 
 @pytest.mark.parametrize("text", ["/session start", "/session resume a b", "/status now",
-                                  "/mode turbo", "/session frob", "/approve a b"])
+                                  "/mode turbo", "/session frob", "/approve a b", "/get", "/export all",
+                                  "/cost me", "/model --dangerously-skip-permissions", "/model a b",
+                                  "/quiet loud"])
 def test_wrong_typing_gets_usage(text: str) -> None:
     parsed = c.parse(text)
     assert isinstance(parsed, c.Usage)

@@ -58,3 +58,18 @@ def test_flower_auth_needs_a_user_and_a_password() -> None:
     for bad in ("nocolon", ":pw", "me:"):
         with pytest.raises(ConfigError, match="CLAUDE_SIGNAL_FLOWER_AUTH: must be user:password"):
             load_settings(flower_auth=bad)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("5", 5.0), ("$2.50", 2.5), (" ", None)])
+def test_daily_budget_is_dollars(monkeypatch: pytest.MonkeyPatch, value: str, expected: float | None) -> None:
+    monkeypatch.setenv("CLAUDE_SIGNAL_DAILY_BUDGET", value)
+    assert load_settings().daily_budget == expected
+
+
+@pytest.mark.parametrize("value", ["five", "0", "-1", "nan", "inf"])
+def test_a_bad_daily_budget_is_one_named_line(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("CLAUDE_SIGNAL_DAILY_BUDGET", value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith("CLAUDE_SIGNAL_DAILY_BUDGET: must be ")
+    assert "\n" not in str(caught.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -294,6 +296,39 @@ def test_racing_host_steps_start_once(engine: Engine, settings: Settings, projec
     assert outcome.raced and outcome.session is None
     with unit_of_work(engine) as db:
         assert db.get(Session, session_id).status == SessionStatus.ACTIVE
+
+
+def test_two_copies_handled_at_once_have_one_effect_and_no_error(engine: Engine, settings: Settings,
+                                                                    project_root: Path) -> None:
+    """A message recorded while it waited is woken twice (by its predecessor's handler and by a copy from the
+    listener), and two workers take the copies at the same moment. On PostgreSQL both read the row RECEIVED,
+    the second failed on the turn's unique key and answered "something went wrong" for a prompt that ran."""
+    start_session(engine, settings, project_root / "shop")
+    prompts = [msg(f"step {n}") for n in range(12)]
+    with unit_of_work(engine) as db:
+        for m in prompts:
+            handling.record(db, m)  # each recorded while it waited for the message before it
+    errors: list[Exception] = []
+
+    def copy(m: InboundMessage, together: threading.Barrier) -> None:
+        together.wait()
+        try:
+            handle(engine, settings, m)
+        except Exception as error:  # noqa: BLE001 - the test reports it
+            errors.append(error)
+
+    for m in prompts:
+        together = threading.Barrier(2)
+        pair = [threading.Thread(target=copy, args=(m, together)) for _ in range(2)]
+        for thread in pair:
+            thread.start()
+        for thread in pair:
+            thread.join(30)
+    assert errors == []
+    with unit_of_work(engine) as db:
+        counts = Counter(db.execute(select(Turn.inbound_key)).scalars())
+    assert counts == Counter({m.key: 1 for m in prompts})
+    assert not [t for m in prompts for t in replies_to(engine, m) if "went wrong" in t]
 
 
 def test_attachment_that_cannot_be_fetched_gets_a_clear_reply(engine: Engine, settings: Settings) -> None:

@@ -6,7 +6,10 @@ The broker side uses a real Redis through the listener's own publisher; only its
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -204,3 +207,68 @@ def test_a_restart_publishes_what_the_inbox_never_acknowledged(tmp_path: Path) -
             wait_until(lambda: queued_keys(redis) == ["in:alice:1002"], message="the replay of the second only")
     finally:
         redis.stop()
+
+
+def test_a_publish_tries_an_unreachable_broker_once(tmp_path: Path) -> None:
+    """kombu's own retries held the forwarder 6 s per attempt while Redis was away; the forwarder's loop,
+    with its short back-off, is the one that retries."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    accepted = []
+
+    def refuse() -> None:  # a port that accepts and hangs up at once, counting the attempts
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                conn, _ = server.accept()
+                accepted.append(conn)
+                conn.close()
+
+    stop = threading.Event()
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    publisher = InboundPublisher(f"redis://127.0.0.1:{server.getsockname()[1]}/0", connect_timeout=0.5)
+    try:
+        with pytest.raises(BrokerUnavailable):
+            publisher.publish(message(1))
+        assert len(accepted) == 1
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+        publisher.close()
+
+
+def test_copies_lost_in_a_broker_restart_are_published_again_at_once(tmp_path: Path) -> None:
+    """A Redis that restarts without its data loses the copy; the next one was due only after
+    ``republish_after`` (or 16 times that), so its conversation waited minutes."""
+    redis = RedisServer(tmp_path / "redis", appendonly=False).start()
+    try:
+        with forwarding(tmp_path, redis=redis, republish_after=60.0) as (forwarder, _):
+            assert forwarder.submit(message(1))
+            wait_until(lambda: queued_keys(redis) == ["in:alice:1001"], message="the first copy")
+            assert redis.proc is not None
+            redis.proc.kill()
+            redis.proc.wait(10)
+            redis.start()  # same port, nothing in it
+            wait_until(lambda: queued_keys(redis) == ["in:alice:1001"], timeout=10,
+                       message="the copy published again")
+    finally:
+        redis.stop()
+
+
+def test_a_copy_lost_while_workers_take_later_ones_goes_again_within_the_bound(tmp_path: Path) -> None:
+    """While nothing says a copy was lost the waits between copies double; once workers acknowledge a
+    message published after its last copy (the queue is first in, first out), that copy was lost, and it
+    goes again within ``republish_after``."""
+    with forwarding(tmp_path, republish_after=0.5) as (forwarder, redis):
+        assert forwarder.submit(message(1))
+        # copies at 0, 0.5, 1.5 and 3.5 s: the next one would come 4 s later
+        wait_until(lambda: queued_keys(redis).count("in:alice:1001") == 4, timeout=10, message="four copies")
+        redis.client().delete("shared")  # every copy died in the hand-off
+        assert forwarder.submit(message(2))
+        wait_until(lambda: queued_keys(redis) == ["in:alice:1002"], message="a later message")
+        inbox_acks.mark(redis.client(), "alice:1002")  # and a worker took it
+        wait_until(lambda: queued_keys(redis) == ["in:alice:1002", "in:alice:1001"], timeout=2.5,
+                   message="the first published again within the bound")

@@ -34,3 +34,28 @@ def test_blank_text_is_ignored() -> None:
     b = Batcher()
     assert b.add_text("   \n", 0) == []
     assert b.flush() == []
+
+
+def test_quiet_folds_tool_lines_into_one_line_at_the_end() -> None:
+    b = Batcher(quiet=True)
+    assert b.add_tool("Bash: ls", 0.0) == [] and b.add_text("Looking around.", 0.1) == []
+    b.add_tool("Read /p/a.py", 0.2)
+    b.add_tool("Bash: pytest -q", 0.3)
+    assert b.due(100.0) == ["Looking around."]  # prose streams as usual; no tool line went out
+    assert b.finish() == ["› 3 tools: Bash ×2, Read"]
+
+
+def test_quiet_keeps_a_tool_that_did_not_run_on_its_own_line() -> None:
+    b = Batcher(quiet=True)
+    b.add_tool("Bash: git push --force", 0.0)
+    assert b.withdraw("Bash: git push --force")  # its approval request shows it instead
+    b.add_tool("✗ Bash: git push --force (denied)", 1.0)
+    b.add_tool("Edit /p/a.py", 1.1)
+    b.add_text("Done.", 1.2)
+    assert b.finish() == ["Done.\n\n› 1 tool: Edit\n› ✗ Bash: git push --force (denied)"]
+
+
+def test_finish_without_quiet_is_a_flush() -> None:
+    b = Batcher()
+    b.add_tool("Bash: ls", 0.0)
+    assert b.finish() == ["› Bash: ls"] and b.finish() == []

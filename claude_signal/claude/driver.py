@@ -23,10 +23,14 @@ from claude_signal.claude.transport import Transport
 Status = Literal["done", "failed", "interrupted", "timed_out", "crashed"]
 
 
-def build_argv(claude_bin: str, *, session_id: str, resume: bool, permission_mode: str) -> list[str]:
-    """First turn names the conversation (``--session-id``); later turns continue it (``--resume=``)."""
+def build_argv(claude_bin: str, *, session_id: str, resume: bool, permission_mode: str,
+               model: str | None = None) -> list[str]:
+    """First turn names the conversation (``--session-id``); later turns continue it (``--resume=``). The
+    model is passed on every spawn: one process per turn, and a resume is not known to restore it."""
     argv = [claude_bin, "--output-format", "stream-json", "--verbose", "--input-format", "stream-json",
             "--permission-prompt-tool", "stdio", "--permission-mode", permission_mode]
+    if model:
+        argv += [f"--model={model}"]
     return [*argv, f"--resume={session_id}"] if resume else [*argv, "--session-id", session_id]
 
 
@@ -69,6 +73,7 @@ class TurnSpec:
     session_id: str
     resume: bool
     permission_mode: str = "default"
+    model: str | None = None  # /model; None: Claude Code's default
     blocks: tuple[dict[str, Any], ...] = ()  # images sent with the prompt
     env: Mapping[str, str] = field(default_factory=dict)
     env_extra: tuple[str, ...] = ()  # names passed besides the allowlist (CLAUDE_SIGNAL_CLAUDE_ENV)
@@ -157,7 +162,7 @@ class _Turn:
 def run_turn(spec: TurnSpec, hooks: TurnHooks) -> TurnOutcome:
     """Run one prompt to its ``result`` (or to an interrupt, a watchdog, a crash) and reap the process."""
     argv = build_argv(spec.claude_bin, session_id=spec.session_id, resume=spec.resume,
-                      permission_mode=spec.permission_mode)
+                      permission_mode=spec.permission_mode, model=spec.model)
     transport = Transport(argv, cwd=spec.cwd, env=build_env(spec.env, spec.env_extra))
     try:
         transport.start()

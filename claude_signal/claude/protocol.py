@@ -42,10 +42,19 @@ class ToolUse:
 
 
 @dataclass(frozen=True)
+class Image:
+    """A picture a tool returned (a Read of a PNG, an MCP screenshot): base64, as the API carries it."""
+
+    media_type: str
+    data: str
+
+
+@dataclass(frozen=True)
 class ToolResult:
     tool_use_id: str
     content_text: str
     is_error: bool
+    images: tuple[Image, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -221,7 +230,7 @@ def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+        return "\n".join(str(c.get("text", "")) for c in content if isinstance(c, dict) and c.get("type") != "image")
     return ""
 
 
@@ -229,8 +238,21 @@ def _tool_results(obj: dict[str, Any]) -> list[Event]:
     content = (obj.get("message") or {}).get("content")
     if not isinstance(content, list):
         return []
-    return [ToolResult(str(b.get("tool_use_id", "")), _content_text(b.get("content")), bool(b.get("is_error")))
+    return [ToolResult(str(b.get("tool_use_id", "")), _content_text(b.get("content")), bool(b.get("is_error")),
+                       _images(b.get("content")))
             for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+
+
+def _images(content: Any) -> tuple[Image, ...]:
+    """The base64 image blocks of a tool result's content (``claude-cli-interactive.md`` §d)."""
+    if not isinstance(content, list):
+        return ()
+    found = []
+    for block in content:
+        source = block.get("source") if isinstance(block, dict) and block.get("type") == "image" else None
+        if isinstance(source, dict) and source.get("type") == "base64" and isinstance(source.get("data"), str):
+            found.append(Image(str(source.get("media_type") or "image/png"), source["data"]))
+    return tuple(found)
 
 
 def _result(obj: dict[str, Any]) -> Result:

@@ -46,6 +46,9 @@ def result_error_text(result: Result) -> str:
     if "no conversation found" in low:
         return ("Claude's transcript of this conversation is not on this host, so it cannot be continued. "
                 "Start a new session with /session start <path>.")
+    if result.api_error_status == 404 or "model_not_found" in low or ("not_found_error" in low and "model" in low):
+        return ("Claude does not know the model this session asks for. /model <name> picks another (sonnet, opus, "
+                "haiku or a full id), /model default goes back to Claude Code's; then send your message again.")
     if result.subtype == "error_max_turns":
         return "Claude reached its limit of steps for one message. Send a follow-up to let it continue."
     if result.subtype == "error_max_budget_usd":

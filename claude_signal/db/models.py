@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -109,6 +110,9 @@ class Session(Base):
     claude_session_id: Mapped[str] = mapped_column(String(36), unique=True)
     permission_mode: Mapped[str] = mapped_column(String(32), default="default")
     approve_all: Mapped[bool] = mapped_column(default=False, doc="/approve all: allow every tool from now on")
+    model: Mapped[str | None] = mapped_column(String(64), doc="/model: passed as --model; None is Claude's default")
+    quiet: Mapped[bool] = mapped_column(default=False, server_default=false(),
+                                        doc="/quiet: tool lines fold into the answer")
     version: Mapped[int] = mapped_column(Integer, default=0)
     origin_key: Mapped[str | None] = mapped_column(String(255), index=True)
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -160,6 +164,8 @@ class Turn(Base):
     cost_usd: Mapped[float | None] = mapped_column(Float)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     result_summary: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text, doc="what Claude said and did, for /export")
+    hold_until: Mapped[datetime | None] = mapped_column(doc="a picture sent alone waits this long for its caption")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

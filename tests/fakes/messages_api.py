@@ -8,6 +8,7 @@ answer is computed from it, exactly as ``tests/fakes/claude`` computes its own f
 - ``run: <command>`` first asks for the Bash tool with that command, and answers once the tool result comes;
 - ``ask: <question>`` asks the person through ``AskUserQuestion`` (options ``yes`` and ``no``);
 - ``plan: <text>`` calls ``ExitPlanMode`` with that plan;
+- ``read: <absolute path>`` asks for the Read tool on that file (a picture comes back as an image block);
 - an image block is part of the prompt as ``[image <media type> <decoded size> bytes]``;
 - after a tool, the answer gets a second line ``Tool said: <tool results>``;
 - ``wait: <text>`` is answered after ``delay`` seconds, as the ``slow`` scenario does for every prompt.
@@ -101,6 +102,7 @@ def script(conversation: Conversation, *, long: bool = False) -> list[dict[str, 
     run = re.match(r"^run: (.*)$", prompt, re.S)
     ask = re.match(r"^ask: (.*)$", prompt, re.S)
     plan = re.match(r"^plan: (.*)$", prompt, re.S)
+    read = re.match(r"^read: (.*)$", prompt, re.S)
     if not conversation.tool_results and run:
         return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": "Bash",
                  "input": {"command": run[1], "description": f"Run {run[1]}"}}]
@@ -110,6 +112,9 @@ def script(conversation: Conversation, *, long: bool = False) -> list[dict[str, 
                                 {"label": "no", "description": "Do not"}]}
         return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": "AskUserQuestion",
                  "input": {"questions": [question]}}]
+    if not conversation.tool_results and read:
+        return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": "Read",
+                 "input": {"file_path": read[1].strip()}}]
     if not conversation.tool_results and plan:
         return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": "ExitPlanMode",
                  "input": {"plan": plan[1]}}]

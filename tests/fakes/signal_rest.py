@@ -66,6 +66,26 @@ class Group:
                                 "send_messages": "every-member"}}
 
 
+@dataclass(frozen=True)
+class SentFile:
+    """An attachment the bot sent, as the phone would get it."""
+
+    content_type: str | None
+    filename: str | None
+    data: bytes
+
+    @classmethod
+    def parse(cls, value: str) -> SentFile:
+        if not value.startswith("data:"):
+            return cls(None, None, base64.b64decode(value, validate=True))
+        head, _, payload = value.partition(",")
+        fields = head.removeprefix("data:").split(";")
+        if fields[-1] != "base64":
+            raise ValueError(f"not a base64 data URI: {head}")
+        name = next((f.removeprefix("filename=") for f in fields[1:-1] if f.startswith("filename=")), None)
+        return cls(fields[0] or None, name, base64.b64decode(payload, validate=True))
+
+
 def new_internal_id() -> str:
     """32 random bytes in base64 with no ``+`` or ``/`` (signalbot's group-id check expects neither)."""
     while True:
@@ -335,6 +355,12 @@ class FakeSignalServer(LoopServer):
         with self._cond:
             return list(self._sent)
 
+    @staticmethod
+    def files_of(sent: dict[str, Any]) -> list[SentFile]:
+        """The attachments of one ``/v2/send`` body, decoded: ``<b64>``, ``data:<mime>;base64,<b64>`` or
+        ``data:<mime>;filename=<name>;base64,<b64>`` (signal-cli-rest-api.md §2.3)."""
+        return [SentFile.parse(str(a)) for a in sent.get("base64_attachments") or []]
+
     def sent_since(self, index: int, timeout: float = 20.0) -> tuple[list[dict[str, Any]], int]:
         """The sends after the first ``index`` ones, waiting up to ``timeout`` for one; and the new index
         (a cheap poll for benchmarks that count replies by the thousand)."""
@@ -544,7 +570,7 @@ class FakeSignalServer(LoopServer):
             return self._error(400, "Invalid text mode")
         for attachment in body.get("base64_attachments") or []:
             try:
-                base64.b64decode(str(attachment).rsplit("base64,", 1)[-1], validate=True)
+                SentFile.parse(str(attachment))
             except ValueError:
                 return self._error(400, "Couldn't decode base64 attachment")
         with self._cond:

@@ -19,9 +19,9 @@ class Faults:
         self.workers = workers
         self.rng = rng
 
-    def strike(self) -> str:
-        """Kill one process chosen at random and start it again; says which."""
-        fault = self.rng.choice(FAULTS)
+    def strike(self, fault: str | None = None) -> str:
+        """Kill one process (``fault``, or one chosen at random) and start it again; says which."""
+        fault = fault or self.rng.choice(FAULTS)
         match fault:
             case "listener":
                 for listener in self.system.listeners:

@@ -17,6 +17,7 @@ from tests.fakes.signal_rest import FakeSignalServer
 from tests.harness import (
     FAKE_CLAUDE,
     RECORDED_CLAUDE,
+    ROOT,
     HostWorkers,
     ListenerProcess,
     Publisher,
@@ -145,6 +146,7 @@ def system(database_url: str, tmp_path: Path, claude_cli: str) -> Iterator[Syste
     secret_key = secrets.token_hex(32)  # the installation's: the test publisher signs like the listener
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),  # workers and the listener import this checkout, not wherever it is installed
         "HOME": str(home),
         "CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config"),
         "CLAUDE_SIGNAL_HOME": str(home),

@@ -46,6 +46,7 @@ def settled(system: System) -> bool:
             and all(t in TERMINAL_TURNS or (t == "QUEUED" and s != SessionStatus.ACTIVE) for t, s in turns))
 
 
+@pytest.mark.both_databases
 def test_random_kills_break_no_invariant(system: System) -> None:
     seed = int(os.environ.get("CLAUDE_SIGNAL_CHAOS_SEED", random.randrange(1_000_000)))
     print(f"chaos seed {seed}")

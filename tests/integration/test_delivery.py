@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 
+import pytest
 from sqlalchemy import select
 
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Outbox, OutboxStatus, Session, Transition
+from claude_signal.db.models import Inbox, Outbox, OutboxStatus, Session, Transition
 from claude_signal.inbound import task_id_for
 from tests.harness import wait_until
 from tests.integration.conftest import System
@@ -29,6 +31,7 @@ def test_command_round_trip(system: System) -> None:
     assert text.startswith(f"Started session {session.id} on hosta in {system.projects.resolve() / 'shop'}")
 
 
+@pytest.mark.both_databases
 def test_same_message_published_twice_has_one_effect(system: System) -> None:
     system.worker()
     msg = system.publisher.message(f"/session start {system.projects / 'shop'}")
@@ -43,6 +46,7 @@ def test_same_message_published_twice_has_one_effect(system: System) -> None:
     assert len([t for t in system.replies() if t.startswith("Started session")]) == 1
 
 
+@pytest.mark.both_databases
 def test_worker_killed_while_holding_a_command(system: System) -> None:
     """SIGKILL of the main process mid-command: a restarted worker runs it; one transition, one reply."""
     first = system.worker(concurrency=4)  # spare slots: periodic sweeps also wait on the lock
@@ -89,6 +93,33 @@ def test_malformed_task_is_logged_not_crashed(system: System) -> None:
     system.publisher.send("/session help")
     system.wait_reply(lambda t: t.startswith("claude-signal commands:"))
     assert "dropped malformed inbound message" in worker.log()
+
+
+@pytest.mark.transport
+def test_copies_of_a_handled_message_wake_the_one_behind_it_once(system: System) -> None:
+    """Every copy of a handled message woke the message waiting behind it again, and each woken copy woke
+    the next one's: under kills and restarts, copies multiplied down every conversation with a queue. Here
+    the one behind is a start that stays pending on a host that takes nothing, so each wake hands the host
+    one more start task, and they can be counted."""
+    system.worker("w1", "hosta", concurrency=1)  # one at a time: what is answered last ran last
+    hostb = system.worker("w2", "hostb", extra_env={"CLAUDE_SIGNAL_SIGNAL_SENDER": "false"})
+    hostb.control.kill9()  # hostb stays online (its turn plane beats), but nobody takes its starts
+    first = system.publisher.message("/hosts")
+    behind = system.publisher.message(f"/session start hostb:{system.projects / 'blog'}", after=first.key)
+    system.publisher.publish(behind)  # arrives first: it waits for the one before it
+    wait_until(lambda: count(system.engine, Inbox) == 1, message="the second to wait")
+    system.publisher.publish(first)
+    system.wait_reply(lambda t: t.startswith("Hosts:"))
+    starts = system.redis.client()
+    wait_until(lambda: starts.llen("host.hostb") == 1, message="the start handed to hostb")
+    handled = re.compile(rf"command\.handle\[in:{re.escape(first.key)}\] succeeded")
+    for _ in range(3):
+        system.publisher.publish(first)  # copies, as a listener restart or a re-publish sends them
+    wait_until(lambda: len(handled.findall(system.workers[0].control.log())) == 4, message="the copies handled")
+    system.publisher.send("/session help")  # queued behind whatever the copies woke
+    system.wait_reply(lambda t: t.startswith("claude-signal commands:"))
+    assert starts.llen("host.hostb") == 1
+    assert sum(t.startswith("Hosts:") for t in system.replies()) == 1
 
 
 def test_a_reply_posted_by_its_handler_arrives_once_whenever_the_worker_dies(system: System) -> None:

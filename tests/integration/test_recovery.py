@@ -7,10 +7,14 @@ the next prompt.
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from claude_signal.db.models import SessionStatus, TurnStatus
 from claude_signal.procs import group_alive
 from tests.harness import wait_until
-from tests.integration.conftest import System
+from tests.integration.conftest import ALICE, System
 from tests.integration.helpers import sessions, transitions, turns
 
 NOTICE = "The worker running these sessions stopped"
@@ -36,6 +40,7 @@ def running_claude(system: System) -> int:
                                     and t.status == TurnStatus.RUNNING), None), message="claude to start")
 
 
+@pytest.mark.both_databases
 def test_restart_after_kill_interrupts_only_the_running_turn(system: System) -> None:
     system.scenario("slow", delay=120)
     workers = system.worker()
@@ -83,6 +88,7 @@ def test_killed_turn_process_is_noticed_while_the_control_plane_lives(system: Sy
     assert len(notices(system)) == 1
 
 
+@pytest.mark.both_databases
 def test_two_workers_recovering_at_once_notify_once(system: System) -> None:
     system.scenario("slow", delay=120)
     first = system.worker("w1")
@@ -102,6 +108,7 @@ def test_two_workers_recovering_at_once_notify_once(system: System) -> None:
     assert transitions(system.engine, shop) == [("CREATED", "ACTIVE"), ("ACTIVE", "PAUSED")]
 
 
+@pytest.mark.both_databases
 def test_host_that_goes_away_pauses_its_running_turns_and_answers_at_once(system: System) -> None:
     """No restart at all: another host notices the lapsed lease; commands for the dead host get an answer."""
     system.scenario("slow", delay=120)
@@ -123,6 +130,36 @@ def test_host_that_goes_away_pauses_its_running_turns_and_answers_at_once(system
     system.publisher.send(f"/session resume {shop}")
     system.wait_reply(lambda t: t.startswith(f"Resumed session {shop}"))
     assert status_of(system, shop) == SessionStatus.ACTIVE
+
+
+@pytest.mark.transport  # the compare-and-sets are tested on both databases in tests/test_stranded.py
+def test_a_start_whose_host_vanished_is_answered_and_the_prompt_behind_it_refused(system: System) -> None:
+    """hostb accepted the start (its turn plane still beat) while its control plane, which takes starts, was
+    dead; then the rest of it died and nothing came back. hosta's sweep refuses the start and says so; the
+    prompt sent right behind it is refused rather than sent to the current session; and when hostb returns
+    at last, its old task changes nothing."""
+    system.worker("w1", "hosta")
+    hostb = system.worker("w2", "hostb", extra_env={"CLAUDE_SIGNAL_SIGNAL_SENDER": "false"})  # a remote machine
+    system.listener()
+    system.signal.direct(ALICE, f"/session start {system.projects / 'shop'}")  # current, on hosta
+    system.wait_reply(lambda t: t.startswith("Started session"))
+    hostb.control.kill9()
+    system.signal.direct(ALICE, f"/session start hostb:{system.projects / 'blog'}")
+    system.signal.direct(ALICE, "delete the build directory")
+    wait_until(lambda: [s for s in sessions(system.engine) if s.host == "hostb"], message="hostb to get the start")
+    hostb.turns.kill9()
+    (refusal,) = system.wait_reply(lambda t: t.startswith("Host 'hostb' is offline"), timeout=40)
+    assert f"the session in {system.projects / 'blog'} was not started" in refusal
+    system.wait_reply(lambda t: t.startswith("Not sent to Claude: the /session start"))
+    hostb.control.start()  # too late: it takes the old task
+    wait_until(lambda: re.search(r"Task session\.start\[.*\] succeeded", hostb.control.log()), timeout=30,
+               message="hostb to run the old start")
+    replies = system.replies()
+    assert sum(t.startswith("Host 'hostb' is offline") for t in replies) == 1
+    assert sum(t.startswith("Started session") for t in replies) == 1  # the one on hosta
+    (blog,) = [s for s in sessions(system.engine) if s.host == "hostb"]
+    assert blog.status == SessionStatus.TERMINATED
+    assert not any("Echo: delete the build directory" in t for t in replies)
 
 
 def test_clean_restart_interrupts_the_running_turn_and_pauses_nothing(system: System) -> None:

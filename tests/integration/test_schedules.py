@@ -25,6 +25,8 @@ from tests.harness import LoggedProcess, wait_until
 from tests.integration.conftest import System
 
 pytestmark = pytest.mark.integration
+# The tests marked ``transport`` are about processes (beat, workers, ``up``) and run on SQLite only; the races
+# the database decides (two beats, a catch-up after an outage) run on both, as do tests/test_schedule_runs.py.
 
 FAST_SCHEDULES = {"CLAUDE_SIGNAL_SCHEDULE_TICK": "1", "CLAUDE_SIGNAL_SCHEDULE_MIN_INTERVAL": "1",
                   "CLAUDE_SIGNAL_TIMEZONE": "UTC"}
@@ -91,6 +93,7 @@ def headers(system: System, schedule_id: str) -> list[str]:
     return [t for t in system.replies() if t.startswith(f"⏰ Scheduled {schedule_id} (")]
 
 
+@pytest.mark.transport
 def test_every_runs_is_listed_and_unschedule_stops_it(sched: System, beats: list[BeatProcess]) -> None:
     system = sched
     system.worker()
@@ -116,6 +119,7 @@ def test_every_runs_is_listed_and_unschedule_stops_it(sched: System, beats: list
     assert pong in listing and ping not in listing
 
 
+@pytest.mark.transport
 def test_at_runs_once(sched: System, beats: list[BeatProcess]) -> None:
     system = sched
     system.worker()
@@ -131,6 +135,7 @@ def test_at_runs_once(sched: System, beats: list[BeatProcess]) -> None:
     assert "tick" in listing and once not in listing
 
 
+@pytest.mark.both_databases
 def test_two_beats_make_one_run_per_occurrence(sched: System, beats: list[BeatProcess]) -> None:
     system = sched
     system.worker(concurrency=3)  # ticks from both beats are handled side by side
@@ -153,6 +158,7 @@ def test_two_beats_make_one_run_per_occurrence(sched: System, beats: list[BeatPr
     assert len(runs) <= due_so_far  # twice as many beats, not twice as many runs
 
 
+@pytest.mark.both_databases
 def test_a_missed_hour_makes_one_catch_up_run(sched: System, beats: list[BeatProcess]) -> None:
     system = sched
     workers = system.worker()
@@ -171,6 +177,7 @@ def test_a_missed_hour_makes_one_catch_up_run(sched: System, beats: list[BeatPro
     assert len(marked) >= 2 and sum("Catch-up" in t for t in marked) == 1, marked
 
 
+@pytest.mark.transport
 def test_a_paused_session_says_so_once_and_catches_up_on_resume(sched: System, beats: list[BeatProcess]) -> None:
     system = sched
     system.worker()
@@ -200,6 +207,7 @@ def test_a_paused_session_says_so_once_and_catches_up_on_resume(sched: System, b
     assert len([t for t in system.replies() if t.startswith(f"⏰ Schedule {sid} (every 2s) did not run")]) == 1
 
 
+@pytest.mark.transport
 def test_a_schedule_survives_a_restart_of_up(sched: System) -> None:
     system = sched
     env = {**system.env, "CLAUDE_SIGNAL_HOST": "hosta"}

@@ -6,6 +6,7 @@ Each conversation here is a Signal group bound to its own session, as a person w
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -13,12 +14,12 @@ from sqlalchemy import text
 
 from claude_signal.db.models import SessionStatus, TurnStatus
 from claude_signal.procs import group_alive
-from tests.harness import SKEWED_CLOCK, wait_until
+from tests.harness import ROOT, SKEWED_CLOCK, wait_until
 from tests.integration.conftest import ALICE, System
 from tests.integration.helpers import sessions, turns
 
-QUICK = 10.0  # "answered within seconds": far below the turns' own length (60 s)
-SKEWED = {"PYTHONPATH": str(SKEWED_CLOCK), "SKEWED_CLOCK_SECONDS": "-10"}  # a wall clock 10 s behind
+QUICK = 20.0  # "answered within seconds": far below the turns' own length (60 s), with room for a loaded machine
+SKEWED = {"PYTHONPATH": f"{SKEWED_CLOCK}{os.pathsep}{ROOT}", "SKEWED_CLOCK_SECONDS": "-10"}  # 10 s behind
 
 
 def group_session(system: System, name: str) -> str:
@@ -114,6 +115,7 @@ def test_a_fault_inside_a_turn_ends_it_with_one_message(system: System) -> None:
     assert not [t for t in system.replies(shop) if "stopped" in t and "worker" in t]
 
 
+@pytest.mark.both_databases
 def test_identical_workers_on_one_host_never_pause_each_other(system: System) -> None:
     """Three `claude-signal worker`s with the same HOST and node names (as `--scale worker=3` makes) run
     side by side for several lease periods while a turn runs, then one stops: nothing is paused and the
@@ -148,6 +150,7 @@ def test_a_session_resumed_in_a_group_answers_in_that_group(system: System) -> N
     assert not [t for t in system.replies() if "hello from the group" in t]  # not in the direct chat
 
 
+@pytest.mark.both_databases
 def test_a_worker_with_a_skewed_clock_keeps_its_turns(system: System) -> None:
     """hostb's wall clock runs 10 s behind (LEASE_TTL is 3 s). Leases and heartbeats are written and
     compared on the database's clock, so hosta's sweeps never take hostb's live turn for a dead one, and
