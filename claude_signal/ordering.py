@@ -65,16 +65,17 @@ def recheck_in(db: DB, msg: InboundMessage) -> float | None:
 
 
 def is_handled(db: DB, key: str) -> bool:
-    return db.execute(select(Inbox.status).where(Inbox.key == key)).scalar_one_or_none() == InboxStatus.HANDLED
+    status, _ = _successor_queries()
+    return db.connection().execute(status, {"k": key}).scalar_one_or_none() == InboxStatus.HANDLED
 
 
-def successors(db: DB, key: str) -> Wakeups:
-    """``command.handle`` again for every message waiting for ``key``, once ``key`` is HANDLED. Call it
-    after the commit that marked ``key`` HANDLED, in a new transaction, so a waiter that committed just
-    before is seen."""
+def successors(db: DB, key: str, *, handled: bool | None = None) -> Wakeups:
+    """``command.handle`` again for every message waiting for ``key``, once ``key`` is HANDLED (``handled``:
+    the caller just read it). Call it after the commit that marked ``key`` HANDLED, in a new transaction, so
+    a waiter that committed just before is seen."""
     wakeups = Wakeups()
-    status, waiting = _successor_queries()
-    if db.connection().execute(status, {"k": key}).scalar_one_or_none() != InboxStatus.HANDLED:
+    _, waiting = _successor_queries()
+    if not (is_handled(db, key) if handled is None else handled):
         return wakeups
     for payload in db.connection().execute(waiting, {"k": key}).scalars():
         wakeups.add(Wakeup(COMMAND_TASK, (payload,), queue=SHARED_QUEUE))

@@ -89,7 +89,7 @@ def release_successors(key: str, posted: Sequence[tuple[Outbox, sender.Posted]] 
         wakeups = sender.mark_posted(db, posted)
         if not released:
             handled = ordering.is_handled(db, key)
-            wakeups.extend(ordering.successors(db, key))
+            wakeups.extend(ordering.successors(db, key, handled=handled))
     runtime.publish(app, wakeups)
     if handled:
         releases.mark_released(broker, key)
