@@ -14,12 +14,15 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from claude_signal import handling, ordering, releases, replies, runtime
-from claude_signal.broker_redis import client
 from claude_signal.celery import app
+from claude_signal.core import conversation, dispatch, inbox, ordering, releases
+from claude_signal.core.wakeups import Wakeup, wake
 from claude_signal.db.models import Outbox
-from claude_signal.inbound import COMMAND_TASK, InboundMessage
-from claude_signal.wakeups import SHARED_QUEUE, Wakeup, Wakeups
+from claude_signal.rules import replies
+from claude_signal.wire.broker_redis import client
+from claude_signal.wire.inbound import COMMAND_TASK, InboundMessage
+from claude_signal.wire.queues import SHARED_QUEUE
+from claude_signal.worker import context as runtime
 from tasks import outbox as sender
 
 log = logging.getLogger(__name__)
@@ -37,14 +40,14 @@ def handle(self, message: dict) -> str:  # type: ignore[no-untyped-def]
         log.error("dropped malformed inbound message %r: %s", message, error.errors()[:1])
         return "malformed"
     settings = runtime.settings()
-    ctx = handling.Context(settings=settings, task_id=self.request.id, local_host=settings.host)
+    ctx = conversation.Context(settings=settings, task_id=self.request.id, local_host=settings.host)
     for _ in range(ORDER_ROUNDS):
         try:
             with runtime.transaction() as db:
-                wakeups = handling.handle(db, msg, ctx)
-                mine = sender.claim_here(db, wakeups, settings)
+                dispatch.handle(db, msg, ctx)
+                mine = sender.claim_here(db, settings)
                 claimed_at = time.monotonic()
-        except handling.NotYet as earlier:
+        except conversation.NotYet as earlier:
             log.info("%s waits for %s, read before it in the same conversation", msg.key, earlier)
             if _wait(msg):
                 continue
@@ -56,7 +59,6 @@ def handle(self, message: dict) -> str:  # type: ignore[no-untyped-def]
             return _internal_error(msg)
         except Exception:  # noqa: BLE001 - logged; must not propagate
             return _internal_error(msg)
-        runtime.publish(app, wakeups)
         release_successors(msg.key, sender.post_here(settings, mine, claimed_at) if mine else ())
         return "ok"
     return "waiting"
@@ -65,20 +67,19 @@ def handle(self, message: dict) -> str:  # type: ignore[no-untyped-def]
 def _wait(msg: InboundMessage) -> bool:
     """Record ``msg`` as waiting for its predecessor; True when that one finished meanwhile (look again)."""
     with runtime.transaction() as db:
-        row = handling.record(db, msg)
+        row = inbox.record(db, msg)
     with runtime.transaction() as db:
         if ordering.verdict(db, msg, row.received_at) is not ordering.Verdict.WAIT:
             return True
         delay = ordering.recheck_in(db, msg)
-    if delay is not None:  # nobody will wake it if its predecessor never arrives: look once more later
-        runtime.publish(app, Wakeups([Wakeup(COMMAND_TASK, (msg.model_dump(mode="json"),), queue=SHARED_QUEUE,
-                                             countdown=delay)]))
+        if delay is not None:  # nobody will wake it if its predecessor never arrives: look once more later
+            wake(db, Wakeup(COMMAND_TASK, (msg.model_dump(mode="json"),), queue=SHARED_QUEUE, countdown=delay))
     return False
 
 
 def release_successors(key: str, posted: Sequence[tuple[Outbox, sender.Posted]] = ()) -> None:
     """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit. Once:
-    a copy of a message whose successors were woken wakes nobody (:mod:`claude_signal.releases`). The
+    a copy of a message whose successors were woken wakes nobody (:mod:`claude_signal.core.releases`). The
     replies this task ``posted`` itself are marked sent in the same transaction."""
     broker = client(app.conf.broker_url)
     released = releases.already_released(broker, key)
@@ -86,11 +87,10 @@ def release_successors(key: str, posted: Sequence[tuple[Outbox, sender.Posted]] 
         return
     handled = False
     with runtime.transaction(read_only=not posted) as db:
-        wakeups = sender.mark_posted(db, posted)
+        sender.mark_posted(db, posted)
         if not released:
             handled = ordering.is_handled(db, key)
-            wakeups.extend(ordering.successors(db, key))
-    runtime.publish(app, wakeups)
+            ordering.successors(db, key)
     if handled:
         releases.mark_released(broker, key)
 
@@ -104,10 +104,8 @@ def _is_transient(error: DBAPIError) -> bool:
 def _internal_error(msg: InboundMessage) -> str:
     log.exception("failed handling %s", msg.key)
     with runtime.transaction() as db:
-        wakeups = handling.Wakeups()
-        handling.record(db, msg)
-        handling.reply(db, wakeups, msg, replies.internal_error(), suffix="error")
-        handling.mark_handled(db, msg.key)
-    runtime.publish(app, wakeups)
+        inbox.record(db, msg)
+        conversation.reply(db, msg, replies.internal_error(), suffix="error")
+        inbox.mark_handled(db, msg.key)
     release_successors(msg.key)
     return "error"

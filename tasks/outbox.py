@@ -19,13 +19,17 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DB
 
-from claude_signal import attachments_out, chunking, outbox, runtime
 from claude_signal.celery import app
 from claude_signal.config import Settings
-from claude_signal.db.models import Outbox, Turn, TurnStatus
-from claude_signal.lanes import Lane, recipient_lane
-from claude_signal.signal_api import SendError, SignalClient, client_for
-from claude_signal.wakeups import OUTBOX_SEND, SIGNAL_QUEUE, SIGNAL_TYPING, Wakeup, Wakeups
+from claude_signal.core import outbox
+from claude_signal.core.send_lanes import Lane, recipient_lane
+from claude_signal.core.wakeups import Wakeup, Wakeups, pending, wake_sender
+from claude_signal.db.models import Outbox, Turn
+from claude_signal.edge.signal_client import SendError, SignalClient, client_for
+from claude_signal.rules import attachments_out, chunking
+from claude_signal.rules.states import TurnStatus
+from claude_signal.wire.queues import OUTBOX_SEND, SIGNAL_QUEUE, SIGNAL_TYPING
+from claude_signal.worker import context as runtime
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +149,15 @@ def _still_ours(settings: Settings, row: Outbox, lane: Lane | None, hold: float 
 # ------------------------------------------------------------------ sent by the task that wrote the reply
 
 
-def claim_here(db: DB, wakeups: Wakeups, settings: Settings) -> list[Outbox]:
-    """In the transaction that wrote them: claim the replies among ``wakeups`` that this task can post
+def claim_here(db: DB, settings: Settings) -> list[Outbox]:
+    """In the transaction that wrote them: claim the replies it asked to send that this task can post
     itself right after its commit, and drop their wake-ups. Only on a machine that sends to Signal, only a
     reply that goes out in one message, and only the head of its recipient's replies (so at most one per
     recipient); the others keep their ``outbox.send``."""
     if not (settings.signal_sender and settings.account):
         return []
     mine: list[Outbox] = []
+    wakeups = pending(db)
     for wakeup in list(wakeups):
         if wakeup.task != OUTBOX_SEND:
             continue
@@ -182,12 +187,12 @@ def post_here(settings: Settings, rows: Sequence[Outbox], claimed_at: float) -> 
 def mark_posted(db: DB, posted: Sequence[tuple[Outbox, Posted]]) -> Wakeups:
     """Mark replies posted by the task that wrote them; wake the sender of any reply that waited behind one
     (its own ``outbox.send`` found this one ahead and left it)."""
-    wakeups = Wakeups()
+    wakeups = pending(db)
     for row, outcome in posted:
         outbox.mark_sent(db, row.id, outcome.timestamp, attempt=row.attempts)
         head = outbox.due_head(db, row.recipient)
         if head is not None:
-            wakeups.send_reply(head)
+            wake_sender(db, head)
     return wakeups
 
 

@@ -14,16 +14,21 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session as DB
 
-from claude_signal import commands, files_out, handling, hostops, runtime
 from claude_signal.celery import app
-from claude_signal.db.models import Inbox, InboxStatus, Session, SessionStatus
-from claude_signal.inbound import InboundMessage
-from claude_signal.wakeups import SESSION_GET_FILE, SESSION_RESUME, SESSION_START, Wakeups
+from claude_signal.core import files_out
+from claude_signal.core import session_start as hostops
+from claude_signal.core.inbox import mark_handled
+from claude_signal.db.models import Inbox, Session
+from claude_signal.rules import commands
+from claude_signal.rules.states import InboxStatus, SessionStatus
+from claude_signal.wire.inbound import InboundMessage
+from claude_signal.wire.queues import SESSION_GET_FILE, SESSION_RESUME, SESSION_START
+from claude_signal.worker import context as runtime
 from tasks.commands import release_successors
 
 log = logging.getLogger(__name__)
 
-HostStep = Callable[[DB, str, str, hostops.Precheck, str | None], Wakeups]
+HostStep = Callable[[DB, str, str, hostops.Precheck, str | None], object]
 
 
 def _load(session_id: str, wanted: SessionStatus) -> Session | None:
@@ -38,15 +43,13 @@ def _run(step: HostStep, wanted: SessionStatus, session_id: str, inbox_key: str,
         session = _load(session_id, wanted)
         check = hostops.precheck(session.project_path, settings, settings.host) if session else None
         with runtime.transaction() as db:
-            wakeups = step(db, session_id, inbox_key, check or hostops.Precheck(None, "gone"), task_id)
+            step(db, session_id, inbox_key, check or hostops.Precheck(None, "gone"), task_id)
     except Exception:  # answered below: a silent retry would only fail again
         log.exception("%s of session %s failed", step.__name__, session_id)
         with runtime.transaction() as db:
-            wakeups = step(db, session_id, inbox_key, hostops.Precheck(None, hostops.INTERNAL_ERROR), task_id)
-        runtime.publish(app, wakeups)
+            step(db, session_id, inbox_key, hostops.Precheck(None, hostops.INTERNAL_ERROR), task_id)
         release_successors(inbox_key)
         return "error"
-    runtime.publish(app, wakeups)
     release_successors(inbox_key)
     return "ok"
 
@@ -79,10 +82,8 @@ def get_file(self, session_id: str, inbox_key: str) -> str:  # type: ignore[no-u
     except Exception:  # answered: a silent retry would only fail again
         log.exception("/get in session %s failed", session_id)
         outcome = f"Could not send that file: {hostops.INTERNAL_ERROR}."
-    wakeups = Wakeups()
     with runtime.transaction() as db:
-        files_out.deliver(db, msg, outcome, session_id, wakeups)
-        handling.mark_handled(db, inbox_key)
-    runtime.publish(app, wakeups)
+        files_out.deliver(db, msg, outcome, session_id)
+        mark_handled(db, inbox_key)
     release_successors(inbox_key)
     return "sent" if not isinstance(outcome, str) else "refused"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from claude_signal import runtime, turn_runner, turns
 from claude_signal.celery import app
-from claude_signal.wakeups import SESSION_PROMPT
+from claude_signal.core import run_turn as turn_runner
+from claude_signal.core import turn_state as turns
+from claude_signal.wire.queues import SESSION_PROMPT
+from claude_signal.worker import context as runtime
 
 
 @app.task(name=SESSION_PROMPT, bind=True)
@@ -15,5 +17,5 @@ def prompt(self, session_id: str) -> str:  # type: ignore[no-untyped-def]
         claimed = turns.claim_next(db, session_id, me, settings.lease_ttl)
     if claimed is None:
         return "nothing to run"
-    runtime.publish(app, turn_runner.run(claimed, settings))
+    turn_runner.run(claimed, runtime.context())
     return "done"

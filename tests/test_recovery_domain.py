@@ -14,7 +14,10 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, func, select, update
 
-from claude_signal import outbox, recovery, turns
+from claude_signal.core import outbox, recovery
+from claude_signal.core import turn_state as turns
+from claude_signal.core.liveness import Identity
+from claude_signal.core.send_lanes import RECOVERY, exclusive
 from claude_signal.db.clock import db_now
 from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import (
@@ -28,9 +31,7 @@ from claude_signal.db.models import (
     TurnStatus,
     utcnow,
 )
-from claude_signal.lanes import RECOVERY, exclusive
-from claude_signal.procs import start_ticks
-from claude_signal.workers import Identity
+from claude_signal.host.process_groups import start_ticks
 from tests.harness import RedisServer
 
 ME = Identity("w1@hosta", "hosta", "inc-1", plane="turns", slots=8)

@@ -1,0 +1,37 @@
+"""Which handled messages have already woken the messages that waited behind them.
+
+Whoever marks a message HANDLED wakes its successors (:func:`claude_signal.core.ordering.successors`). A copy of a
+message handled before (the listener publishes again one whose acknowledgement it has not seen, a restart
+replays its journal) woke them again, and each woken copy woke the next one's: under load, copies
+multiplied down every conversation that had a queue, and the real work waited behind them. So the handler
+that woke them leaves a mark in the broker's Redis (one small key for a day), and a later copy wakes
+nobody. A handler that died between its commit and its wake left no mark, so a copy still wakes them; a
+lost mark costs one extra wake, never a missing one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+
+log = logging.getLogger(__name__)
+
+PREFIX = "claude-signal:released:"
+TTL_SECONDS = 86400
+
+
+def already_released(broker: redis.Redis, key: str) -> bool:
+    """True when the successors of the handled message ``key`` were woken (when unsure: False)."""
+    try:
+        return bool(broker.exists(PREFIX + key))
+    except redis.RedisError as error:
+        log.warning("cannot tell whether %s woke its successors (%s); waking them", key, error)
+        return False
+
+
+def mark_released(broker: redis.Redis, key: str) -> None:
+    try:
+        broker.set(PREFIX + key, b"1", ex=TTL_SECONDS)
+    except redis.RedisError as error:  # a copy of it will wake them once more: harmless
+        log.warning("could not record that %s woke its successors: %s", key, error)
