@@ -10,6 +10,7 @@ access to this one (:mod:`claude_signal.rules.attachments_out`).
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import os
 from collections.abc import Sequence
@@ -19,15 +20,21 @@ from pathlib import Path
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.config import Settings
+from claude_signal.core import releases
+from claude_signal.core.inbox import mark_handled
 from claude_signal.core.outbox import enqueue
+from claude_signal.core.session_start import INTERNAL_ERROR
+from claude_signal.core.unit_of_work import TaskContext
 from claude_signal.core.wakeups import Wakeup, wake, wake_sender
-from claude_signal.db.models import Session
+from claude_signal.db.models import Inbox, Session
 from claude_signal.host.project_paths import protected_dirs
-from claude_signal.rules import replies
+from claude_signal.rules import commands, replies
 from claude_signal.rules.attachments_out import SIGNAL_MAX_BYTES, OutFile, human_size, pack
-from claude_signal.rules.states import SessionStatus
+from claude_signal.rules.states import InboxStatus, SessionStatus
 from claude_signal.wire.inbound import InboundMessage
 from claude_signal.wire.queues import SESSION_GET_FILE, host_queue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,3 +125,27 @@ def deliver(db: DB, msg: InboundMessage, outcome: OutFile | str, session_id: str
         text, files = f"{outcome.filename} · {human_size(outcome.size)} from session {session_id}", pack([outcome])
     wake_sender(db, enqueue(db, recipient=msg.conversation, text=text, dedupe_key=f"{msg.key}:reply",
                                inbox_key=msg.key, attachments=files))
+
+
+def send_file(ctx: TaskContext, session_id: str, inbox_key: str) -> str:
+    """``/get``: read the file here and answer with it (or why not); the path comes from the inbox row, so
+    the task's arguments name no file."""
+    settings = ctx.settings
+    with ctx.transaction() as db:
+        inbox, session = db.get(Inbox, inbox_key), db.get(Session, session_id)
+        if inbox is None or inbox.status != InboxStatus.RECEIVED or session is None:
+            return "answered already"
+        msg = InboundMessage.model_validate(inbox.payload)
+        project = session.project_path
+    command = commands.parse(msg.text)
+    try:
+        outcome = fetch(command.path, project, settings) if isinstance(command, commands.GetFile) \
+            else "Usage: /get <path>"
+    except Exception:  # answered: a silent retry would only fail again
+        log.exception("/get in session %s failed", session_id)
+        outcome = f"Could not send that file: {INTERNAL_ERROR}."
+    with ctx.transaction() as db:
+        deliver(db, msg, outcome, session_id)
+        mark_handled(db, inbox_key)
+    releases.release_successors(ctx, inbox_key)
+    return "sent" if not isinstance(outcome, str) else "refused"

@@ -21,8 +21,12 @@ from sqlalchemy import Executable, and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DB
 
+from claude_signal.core import stranded, sweep
 from claude_signal.core.lifecycle import transition_many
-from claude_signal.core.send_lanes import Lane
+from claude_signal.core.releases import release_successors
+from claude_signal.core.send_lanes import RECOVERY, Lane, exclusive
+from claude_signal.core.unit_of_work import TaskContext
+from claude_signal.core.wakeups import wake_sender
 from claude_signal.db.clock import db_now
 from claude_signal.db.models import (
     Approval,
@@ -241,3 +245,29 @@ def clear_process_records(db: DB, turn_ids: list[int]) -> None:
     if turn_ids:
         db.execute(update(Turn).where(Turn.id.in_(turn_ids)).values(claude_pgid=None)
                    .execution_options(synchronize_session=False))
+
+
+LOCK_TTL = 60.0  # renewed after every batch; a recovery that dies frees it within this
+
+
+def run(ctx: TaskContext, task_id: str | None, reason: str) -> dict[str, object]:
+    """``recovery.run``: pause orphaned sessions (in batches, one recovery at a time), kill what they left
+    on this host, refuse starts and resumes whose host went away, re-send lost wake-ups."""
+    settings = ctx.settings
+    with exclusive(settings.resolved_broker_url, RECOVERY, ttl=LOCK_TTL) as lock:
+        done = recover_all(ctx.transaction, lock, task_id=task_id)
+    paused, notices = done if done is not None else ([], [])
+    with ctx.transaction(read_only=True) as db:
+        leftovers = leftover_processes(db, settings.host)
+    cleared = reap_leftovers(leftovers)
+    with ctx.transaction() as db:
+        refused = stranded.refuse_stranded(db, lease_ttl=settings.lease_ttl, task_id=task_id)
+    with ctx.transaction() as db:
+        for outbox_id in notices:  # sent once the whole run has written them (a notice grows across batches)
+            wake_sender(db, outbox_id)
+        clear_process_records(db, cleared)
+        rewoken = len(sweep.due(db))
+    for key in refused.keys:  # the messages that waited for a refused start or resume go on now
+        release_successors(ctx, key)
+    return {"reason": reason, "paused": len(paused), "reaped": len(cleared), "refused": refused.keys,
+            "rewoken": rewoken, "busy": done is None}

@@ -12,8 +12,14 @@ lost mark costs one extra wake, never a missing one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import redis
+
+from claude_signal.core import delivery, ordering
+from claude_signal.core.unit_of_work import TaskContext
+from claude_signal.db.models import Outbox
+from claude_signal.wire.broker_redis import client
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +41,21 @@ def mark_released(broker: redis.Redis, key: str) -> None:
         broker.set(PREFIX + key, b"1", ex=TTL_SECONDS)
     except redis.RedisError as error:  # a copy of it will wake them once more: harmless
         log.warning("could not record that %s woke its successors: %s", key, error)
+
+
+def release_successors(ctx: TaskContext, key: str, posted: Sequence[tuple[Outbox, delivery.Posted]] = ()) -> None:
+    """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit. Once:
+    a copy of a message whose successors were woken wakes nobody (see above). The
+    replies this task ``posted`` itself are marked sent in the same transaction."""
+    broker = client(ctx.settings.resolved_broker_url)
+    released = already_released(broker, key)
+    if released and not posted:
+        return
+    handled = False
+    with ctx.transaction(read_only=not posted) as db:
+        delivery.mark_posted(db, posted)
+        if not released:
+            handled = ordering.is_handled(db, key)
+            ordering.successors(db, key)
+    if handled:
+        mark_released(broker, key)

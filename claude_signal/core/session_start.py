@@ -7,7 +7,9 @@ current session, writes the reply and closes the inbox row.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,16 +18,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.config import Settings
+from claude_signal.core import releases
 from claude_signal.core.conversation import set_current, view
 from claude_signal.core.inbox import mark_handled
 from claude_signal.core.lifecycle import transition
 from claude_signal.core.outbox import enqueue
+from claude_signal.core.unit_of_work import TaskContext
 from claude_signal.core.wakeups import Wakeups, next_turn, pending, wake, wake_sender
 from claude_signal.db.models import Inbox, Session
 from claude_signal.host.project_paths import ClaudeUnavailable, PathRejected, check_claude, resolve_project
 from claude_signal.rules import replies
 from claude_signal.rules.states import SessionStatus
 from claude_signal.wire.inbound import InboundMessage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -171,3 +177,32 @@ def _not_paused(db: DB, conversation: str, session: Session) -> str:
         set_current(db, conversation, session.id)
         return replies.already_active(view(session))
     return replies.invalid_transition(session.id, SessionStatus(session.status), SessionStatus.ACTIVE)
+
+
+HostStep = Callable[[DB, str, str, Precheck, str | None], object]
+
+
+def _load(ctx: TaskContext, session_id: str, wanted: SessionStatus) -> Session | None:
+    with ctx.transaction() as db:
+        session = db.get(Session, session_id)
+        return session if session is not None and session.status == wanted else None
+
+
+def run_on_host(ctx: TaskContext, step: HostStep, wanted: SessionStatus, session_id: str, inbox_key: str,
+                task_id: str | None) -> str:
+    """``session.start`` and ``session.resume`` here, on the session's host: checks that touch the machine
+    first, then one transaction; whatever goes wrong ends in a reply, and the messages behind it go on."""
+    settings = ctx.settings
+    try:
+        session = _load(ctx, session_id, wanted)
+        check = precheck(session.project_path, settings, settings.host) if session else None
+        with ctx.transaction() as db:
+            step(db, session_id, inbox_key, check or Precheck(None, "gone"), task_id)
+    except Exception:  # answered below: a silent retry would only fail again
+        log.exception("%s of session %s failed", step.__name__, session_id)
+        with ctx.transaction() as db:
+            step(db, session_id, inbox_key, Precheck(None, INTERNAL_ERROR), task_id)
+        releases.release_successors(ctx, inbox_key)
+        return "error"
+    releases.release_successors(ctx, inbox_key)
+    return "ok"
