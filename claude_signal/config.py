@@ -233,8 +233,3 @@ def get_settings() -> Settings:
     return load_settings()
 
 
-def require(settings: Settings, *names: str) -> None:
-    """Stop with a clear line when a setting a command needs was left empty."""
-    for name in names:
-        if not getattr(settings, name):
-            raise ConfigError(f"{ENV_PREFIX}{name.upper()}: required for this command but not set")

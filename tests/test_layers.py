@@ -93,3 +93,10 @@ def test_no_import_cycle() -> None:
     for name in sorted(graph):
         if name not in state:
             visit(name)
+
+
+def test_modules_stay_small_and_tasks_thin() -> None:
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > 400}
+    assert not long, f"modules over 400 lines: {long}"
+    fat = {p.name: n for p in (ROOT / "tasks").glob("*.py") if (n := len(p.read_text().splitlines())) >= 80}
+    assert not fat, f"task modules of 80 lines or more: {fat}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DB
 
@@ -214,6 +214,3 @@ def cancel_pending_approvals(db: DB, turn_ids: list[int], reason: str) -> None:
                .execution_options(synchronize_session=False))
 
 
-def queued_count(db: DB, session_id: str) -> int:
-    return db.execute(select(func.count()).select_from(Turn).where(
-        Turn.session_id == session_id, Turn.status == TurnStatus.QUEUED)).scalar_one()

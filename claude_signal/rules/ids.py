@@ -24,5 +24,3 @@ def new_incarnation() -> str:
     return str(uuid.uuid4())
 
 
-def looks_like_id(ref: str) -> bool:
-    return 1 <= len(ref) <= 16 and all(c in "0123456789abcdef" for c in ref.lower())

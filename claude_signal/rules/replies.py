@@ -48,12 +48,6 @@ class SessionView:
     reason: str | None = None
 
 
-def short_path(path: str, home: str | None = None) -> str:
-    if home and (path == home or path.startswith(home.rstrip("/") + "/")):
-        return "~" + path[len(home.rstrip("/")):]
-    return path
-
-
 def invalid_transition(session_id: str, current: SessionStatus, target: SessionStatus) -> str:
     if current is SessionStatus.TERMINATED:
         return f"Session {session_id} is terminated; start a new one with /session start <path>."
@@ -92,10 +86,6 @@ def stopped(view: SessionView) -> str:
 
 def already_stopped(session_id: str) -> str:
     return f"Session {session_id} was already stopped. /session start <path> opens a new one."
-
-
-def start_queued(host: str, path: str) -> str:
-    return f"Starting a session on {host} in {path}…"
 
 
 def start_failed(path: str, why: str) -> str:
