@@ -13,6 +13,7 @@ from claude_signal.config import Settings
 from claude_signal.core import conversation, inbox, ordering
 from claude_signal.core import session_start as hostops
 from claude_signal.core.liveness import register
+from claude_signal.core.wakeups import pending
 from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import Inbox, Session, Turn
 from claude_signal.rules.states import InboxStatus, SessionStatus
@@ -47,7 +48,8 @@ def wait(engine: Engine, settings: Settings, m: InboundMessage) -> None:
 
 def wakes(engine: Engine, key: str) -> list[dict]:
     with unit_of_work(engine) as db:
-        return [w.args[0] for w in ordering.successors(db, key) if w.task == COMMAND_TASK]
+        ordering.successors(db, key)
+        return [w.args[0] for w in pending(db) if w.task == COMMAND_TASK]
 
 
 def turns(engine: Engine) -> list[tuple[str, str]]:

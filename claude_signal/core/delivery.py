@@ -4,10 +4,11 @@
 first, while it holds the recipient's lane; a reply split into parts records each part as it goes, so a
 retry resumes where the last attempt stopped.
 
-Most replies never need it: the task that wrote a short reply claims it in the same transaction and posts
-it right after the commit (:func:`claim_here`, :func:`post_here`, :func:`mark_posted`). Only a reply to a
-recipient with no other reply ahead is claimed there, so order holds without the lane; ``outbox.send``
-remains for retries, pacing, long replies, machines that cannot reach Signal, and claims whose sender died.
+Most replies never need it: the task that wrote a short reply (a command's answer, a turn's last words)
+claims it in the same transaction and posts it right after the commit (:func:`claim_here`, :func:`post_here`,
+:func:`mark_posted`). Only a reply to a recipient with no other reply ahead is claimed there, so order holds
+without the lane; ``outbox.send`` remains for retries, pacing, long replies, machines that cannot reach
+Signal, and claims whose sender died.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from functools import cache
 from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.orm import Session as DB
 
-from claude_signal.core.wakeups import Wakeup, Wakeups, pending, wake
+from claude_signal.core.wakeups import Wakeup, wake
 from claude_signal.db.models import Conversation, Inbox, Outbox, Session, utcnow
 from claude_signal.rules import commands as c
 from claude_signal.rules.states import InboxStatus, SessionStatus
@@ -67,20 +67,19 @@ def recheck_in(db: DB, msg: InboundMessage) -> float | None:
 
 
 def is_handled(db: DB, key: str) -> bool:
-    return db.execute(select(Inbox.status).where(Inbox.key == key)).scalar_one_or_none() == InboxStatus.HANDLED
+    status, _ = _successor_queries()
+    return db.connection().execute(status, {"k": key}).scalar_one_or_none() == InboxStatus.HANDLED
 
 
-def successors(db: DB, key: str) -> Wakeups:
-    """``command.handle`` again for every message waiting for ``key``, once ``key`` is HANDLED. Call it
-    after the commit that marked ``key`` HANDLED, in a new transaction, so a waiter that committed just
-    before is seen."""
-    wakeups = pending(db)
-    status, waiting = _successor_queries()
-    if db.connection().execute(status, {"k": key}).scalar_one_or_none() != InboxStatus.HANDLED:
-        return wakeups
+def successors(db: DB, key: str, *, handled: bool | None = None) -> None:
+    """Wake ``command.handle`` again for every message waiting for ``key``, once ``key`` is HANDLED
+    (``handled``: the caller just read it). Call it after the commit that marked ``key`` HANDLED, in a new
+    transaction, so a waiter that committed just before is seen."""
+    _, waiting = _successor_queries()
+    if not (is_handled(db, key) if handled is None else handled):
+        return
     for payload in db.connection().execute(waiting, {"k": key}).scalars():
         wake(db, Wakeup(COMMAND_TASK, (payload,), queue=SHARED_QUEUE))
-    return wakeups
 
 
 @cache

@@ -56,6 +56,6 @@ def release_successors(ctx: TaskContext, key: str, posted: Sequence[tuple[Outbox
         delivery.mark_posted(db, posted)
         if not released:
             handled = ordering.is_handled(db, key)
-            ordering.successors(db, key)
+            ordering.successors(db, key, handled=handled)
     if handled:
         mark_released(broker, key)

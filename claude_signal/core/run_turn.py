@@ -17,7 +17,7 @@ from typing import Any
 from claude_signal.claude import driver as claude_driver
 from claude_signal.claude.summaries import format_cost_line, result_error_text
 from claude_signal.config import Settings
-from claude_signal.core import attachments_in, exports, schedule_runs
+from claude_signal.core import attachments_in, delivery, exports, schedule_runs
 from claude_signal.core import turn_state as turns
 from claude_signal.core.turn_hooks import SHUTDOWN_REASON, DatabaseHooks, TurnLease
 from claude_signal.core.unit_of_work import TaskContext
@@ -134,6 +134,12 @@ def _run(turn: turns.ClaimedTurn, ctx: TaskContext) -> None:
     with ctx.transaction() as db:
         turns.say(db, turn, "final", last_line)
         turns.finish(db, turn, result)
+        # The turn's last words are posted from here when this machine reaches Signal (a crash before the
+        # post leaves them to the sweep, as a lost wake-up would).
+        mine = delivery.claim_here(db, settings)
+    if mine and (posted := delivery.post_here(ctx, mine, time.monotonic())):
+        with ctx.transaction() as db:
+            delivery.mark_posted(db, posted)
     log.info("turn %d of session %s: %s (%s)", turn.turn_id, turn.session_id, result.status, outcome.status)
 
 
