@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from claude_signal.core.lifecycle import ALLOWED
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Inbox, InboxStatus, Outbox, OutboxStatus, Session, SessionStatus, Transition, Turn
-from claude_signal.lifecycle import ALLOWED
-from claude_signal.procs import group_alive
+from claude_signal.db.models import Inbox, Outbox, Session, Transition, Turn
+from claude_signal.host.process_groups import group_alive
+from claude_signal.rules.states import InboxStatus, OutboxStatus, SessionStatus
 from tests.harness import wait_until
 from tests.integration.conftest import ALICE, System
 

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Inbox, Outbox, OutboxStatus, Session, Transition
-from claude_signal.inbound import task_id_for
+from claude_signal.db.models import Inbox, Outbox, Session, Transition
+from claude_signal.rules.states import OutboxStatus
+from claude_signal.wire.inbound import task_id_for
 from tests.harness import wait_until
 from tests.integration.conftest import System
 from tests.integration.helpers import count, database_write_lock, one_session, transitions, unacked_task_ids
