@@ -13,8 +13,9 @@ claims first), so each command is carried out or refused, once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DB
@@ -54,6 +55,15 @@ def refuse_stranded(db: DB, *, lease_ttl: float, task_id: str | None) -> Refused
         state = hosts.get(host) or HostState(host, online=False, workers=0, active_sessions=0, last_seen=None)
         return None if state.online else state
 
+    _refuse_starts(db, since, offline, task_id, refused)
+    _refuse_resumes(db, since, offline, refused)
+    return refused
+
+
+Offline = Callable[[str], HostState | None]
+
+
+def _refuse_starts(db: DB, since: datetime, offline: Offline, task_id: str | None, refused: Refused) -> None:
     starts = db.execute(
         select(Session.id, Session.version, Session.host, Session.project_path, Inbox.key, Inbox.conversation)
         .join(Inbox, Inbox.key == Session.origin_key)
@@ -61,8 +71,7 @@ def refuse_stranded(db: DB, *, lease_ttl: float, task_id: str | None) -> Refused
                Inbox.received_at < since)
     ).all()
     for session_id, version, host, path, key, conversation in starts:
-        state = offline(host)
-        if state is None:
+        if (state := offline(host)) is None:
             continue
         lost = transition(db, session_id, SessionStatus.TERMINATED, reason=f"host {host} offline before it started",
                           task_id=task_id, expected_version=version,
@@ -71,6 +80,8 @@ def refuse_stranded(db: DB, *, lease_ttl: float, task_id: str | None) -> Refused
             _answer(db, refused, key, conversation, replies.start_host_offline(host, path, state.last_seen))
             log.warning("session %s: host %s went offline before starting it; refused", session_id, host)
 
+
+def _refuse_resumes(db: DB, since: datetime, offline: Offline, refused: Refused) -> None:
     resumes = db.execute(
         select(Inbox.key, Inbox.payload, Inbox.received_at)
         .where(Inbox.status == InboxStatus.RECEIVED, Inbox.kind == "message", Inbox.received_at < since,
@@ -93,7 +104,6 @@ def refuse_stranded(db: DB, *, lease_ttl: float, task_id: str | None) -> Refused
             _answer(db, refused, key, msg.conversation,
                     replies.resume_host_offline(session.host, session.id, state.last_seen))
             log.warning("session %s: host %s went offline before resuming it; refused", session.id, session.host)
-    return refused
 
 
 def _answer(db: DB, refused: Refused, key: str, conversation: str, text: str) -> None:
