@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -45,7 +46,10 @@ from claude_signal.rules import replies
 log = logging.getLogger(__name__)
 
 ORPHAN_REASON = "its turn's worker stopped"
-BATCH = 1000  # turns per transaction: short enough never to hold up a heartbeat
+BATCH = 2000  # turns per transaction: short enough never to hold up a heartbeat
+# SQLite has one writer at a time and no queue: a writer waiting for the lock sleeps up to 100 ms between
+# tries, so a recovery that began its next batch at once would starve the heartbeats until it is done.
+SQLITE_YIELD = 0.1
 
 
 @dataclass(frozen=True)
@@ -218,9 +222,12 @@ def recover_all(transaction: Callable[[], AbstractContextManager[DB]], lock: Lan
     while True:
         with transaction() as db:
             batch, _ = recover_orphans(db, task_id=task_id, notices=notices)
+            single_writer = db.get_bind().dialect.name == "sqlite"
         paused += batch
         if not batch or not lock.renew():  # done, or the lock lapsed: the next holder goes on
             return paused, notices.ids()
+        if single_writer:
+            time.sleep(SQLITE_YIELD)  # let the heartbeats (and everyone else) write between batches
 
 
 def leftover_processes(db: DB, host: str) -> list[LeftoverProcess]:
