@@ -6,7 +6,7 @@
 from kombu import Exchange, Queue
 
 from claude_signal.config import get_settings
-from claude_signal.wakeups import SESSION_PROMPT, SHARED_QUEUE, SIGNAL_QUEUE, host_queue, turn_queue
+from claude_signal.wire.queues import SESSION_PROMPT, SHARED_QUEUE, SIGNAL_QUEUE, host_queue, turn_queue
 
 _settings = get_settings()
 _visibility = _settings.visibility_timeout

@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from claude_signal.enqueue import InboundPublisher
-from claude_signal.inbound import InboundMessage
-from claude_signal.listener import Forwarder
-from claude_signal.spool import Spool
+from claude_signal.edge.journal import Spool
+from claude_signal.edge.listener import Forwarder
+from claude_signal.edge.publisher import InboundPublisher
+from claude_signal.wire.inbound import InboundMessage
 from tests.harness import RedisServer, wait_until
 
 

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from claude_signal.db.engine import make_engine, unit_of_work
 from claude_signal.db.migrate import upgrade
-from claude_signal.db.models import Turn, TurnStatus
+from claude_signal.db.models import Turn
+from claude_signal.rules.states import TurnStatus
 from tests.fakes.signal_rest import FakeSignalServer
 from tests.harness import FAKE_CLAUDE, HostWorkers, Publisher, RedisServer, kill_logged_claudes, wait_until
 

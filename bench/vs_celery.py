@@ -48,7 +48,8 @@ from sqlalchemy import func, insert, select, text, update  # noqa: E402
 
 from claude_signal.db.engine import make_engine, unit_of_work  # noqa: E402
 from claude_signal.db.migrate import upgrade  # noqa: E402
-from claude_signal.db.models import Outbox, Session, SessionStatus, Turn, TurnStatus, Worker, utcnow  # noqa: E402
+from claude_signal.db.models import Outbox, Session, Turn, Worker, utcnow  # noqa: E402
+from claude_signal.rules.states import SessionStatus, TurnStatus  # noqa: E402
 from tests.fakes.signal_rest import FakeSignalServer, Group  # noqa: E402
 from tests.harness import (  # noqa: E402
     CELERY,

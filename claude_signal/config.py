@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from claude_signal.zones import is_zone, machine_zone
+from claude_signal.host.timezone import is_zone, machine_zone
 
 ENV_PREFIX = "CLAUDE_SIGNAL_"
 BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://")
@@ -203,8 +203,8 @@ class Settings(BaseSettings):
 
     @property
     def embedded_broker_url(self) -> str:
-        """Loopback TCP, as ``up`` recorded it in HOME (see :mod:`claude_signal.embedded_broker`)."""
-        from claude_signal.embedded_broker import recorded_url
+        """Loopback TCP, as ``up`` recorded it in HOME (see :mod:`claude_signal.ops.embedded_redis`)."""
+        from claude_signal.ops.embedded_redis import recorded_url
 
         return recorded_url(self.home, self.embedded_broker_port)
 
@@ -233,8 +233,3 @@ def get_settings() -> Settings:
     return load_settings()
 
 
-def require(settings: Settings, *names: str) -> None:
-    """Stop with a clear line when a setting a command needs was left empty."""
-    for name in names:
-        if not getattr(settings, name):
-            raise ConfigError(f"{ENV_PREFIX}{name.upper()}: required for this command but not set")

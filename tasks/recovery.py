@@ -1,42 +1,13 @@
-"""``recovery.run``: pause orphaned sessions, kill what they left on this host, refuse starts and resumes
-whose host went away, re-send lost wake-ups.
-
-Orphans are paused in batches, one short transaction each, so a recovery of thousands never holds the
-database long enough to stall a heartbeat; one recovery at a time does it (the others, finding it busy,
-leave it the orphans and do only their host's part).
-"""
+"""``recovery.run``: on a worker's start and every few heartbeats (:func:`claude_signal.core.recovery.run`)."""
 
 from __future__ import annotations
 
-from claude_signal import recovery, runtime, stranded, sweep
 from claude_signal.celery import app
-from claude_signal.lanes import RECOVERY, exclusive
-from claude_signal.wakeups import RECOVERY_RUN, Wakeups
-from tasks.commands import release_successors
-
-LOCK_TTL = 60.0  # renewed after every batch; a recovery that dies frees it within this
+from claude_signal.core import recovery
+from claude_signal.wire.queues import RECOVERY_RUN
+from claude_signal.worker import context as runtime
 
 
 @app.task(name=RECOVERY_RUN, bind=True)
 def run(self, reason: str = "sweep") -> dict:  # type: ignore[no-untyped-def]
-    settings = runtime.settings()
-    wakeups = Wakeups()
-    with exclusive(settings.resolved_broker_url, RECOVERY, ttl=LOCK_TTL) as lock:
-        done = recovery.recover_all(runtime.transaction, lock, task_id=self.request.id)
-    paused, notices = done if done is not None else ([], [])
-    for outbox_id in notices:
-        wakeups.send_reply(outbox_id)
-    with runtime.transaction(read_only=True) as db:
-        leftovers = recovery.leftover_processes(db, settings.host)
-    cleared = recovery.reap_leftovers(leftovers)
-    with runtime.transaction() as db:
-        refused = stranded.refuse_stranded(db, lease_ttl=settings.lease_ttl, task_id=self.request.id)
-    wakeups.extend(refused.wakeups)
-    with runtime.transaction() as db:
-        recovery.clear_process_records(db, cleared)
-        wakeups.extend(sweep.due(db))
-    runtime.publish(app, wakeups)
-    for key in refused.keys:  # the messages that waited for a refused start or resume go on now
-        release_successors(key)
-    return {"reason": reason, "paused": len(paused), "reaped": len(cleared), "refused": refused.keys,
-            "rewoken": len(wakeups), "busy": done is None}
+    return recovery.run(runtime.context(), self.request.id, reason)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from claude_signal import runtime, schedule_runs
 from claude_signal.celery import app
+from claude_signal.core import schedule_runs
+from claude_signal.worker import context as runtime
 
 
 @app.task(name=schedule_runs.SCHEDULES_TICK)
 def tick() -> int:
     with runtime.transaction() as db:
         wakeups = schedule_runs.due(db, runtime.settings())
-    runtime.publish(app, wakeups)
     return len(wakeups)
 
 
@@ -21,5 +21,4 @@ def tick() -> int:
 def run(schedule_id: str, occurrence: str) -> str:
     with runtime.transaction() as db:
         wakeups = schedule_runs.run(db, schedule_id, datetime.fromisoformat(occurrence), runtime.settings())
-    runtime.publish(app, wakeups)
     return "queued" if wakeups else "nothing to do"

@@ -22,8 +22,8 @@ from typing import Any
 
 import redis
 
-from claude_signal.enqueue import InboundPublisher
-from claude_signal.inbound import InboundMessage
+from claude_signal.edge.publisher import InboundPublisher
+from claude_signal.wire.inbound import InboundMessage
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_CLAUDE = Path(os.environ.get("CLAUDE_SIGNAL_TEST_CLAUDE", ROOT / "tests" / "fakes" / "claude"))
@@ -249,7 +249,7 @@ class ListenerProcess(LoggedProcess):
         super().__init__(env, logdir / "listener.log")
 
     def start(self) -> ListenerProcess:
-        self._spawn([sys.executable, "-m", "claude_signal.cli", "listen"])
+        self._spawn([sys.executable, "-m", "claude_signal.ops.cli", "listen"])
         return self
 
 
@@ -290,7 +290,7 @@ class Publisher:
 
     def send_task(self, name: str, args: list[Any], **options: Any) -> None:
         """Any task message, signed with the installation key as our own processes sign theirs."""
-        from claude_signal.signing import HEADER, digest
+        from claude_signal.wire.signing import HEADER, digest
 
         task_id = options.pop("task_id", None) or str(uuid.uuid4())
         headers = {HEADER: digest(self.key, name, task_id, args, {})} if self.key else {}

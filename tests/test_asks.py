@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from claude_signal import asks
 from claude_signal.claude import protocol as p
+from claude_signal.rules import asks
 
 QUESTION = {"question": "Which database?", "header": "DB", "multiSelect": False,
             "options": [{"label": "PostgreSQL", "description": "Server"}, {"label": "SQLite"}]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from claude_signal.attachments_out import (
+from claude_signal.rules.attachments_out import (
     OutFile,
     human_size,
     pack,

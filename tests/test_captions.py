@@ -8,12 +8,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select, update
 
-from claude_signal import captions, turns
 from claude_signal.config import Settings
+from claude_signal.core import captions
+from claude_signal.core import turn_state as turns
+from claude_signal.core.wakeups import next_turn, pending
 from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import Turn, utcnow
-from claude_signal.inbound import FileRef, InboundMessage
-from claude_signal.wakeups import SESSION_PROMPT, Wakeups, next_turn
+from claude_signal.wire.inbound import FileRef, InboundMessage
+from claude_signal.wire.queues import SESSION_PROMPT
 from tests.test_handling import ME, handle, live_worker, msg, replies_to, start_session  # noqa: F401
 
 PNG = FileRef(id="a.png", content_type="image/png", filename="a.png", size=70)
@@ -88,7 +90,6 @@ def test_only_a_lone_picture_waits(engine: Engine, settings: Settings, project_r
 
 
 def test_release_without_a_session_or_a_held_picture_does_nothing(engine: Engine) -> None:
-    wakeups = Wakeups()
     with unit_of_work(engine) as db:
-        captions.release(db, None, wakeups)
-    assert len(wakeups) == 0
+        captions.release(db, None)
+        assert len(pending(db)) == 0

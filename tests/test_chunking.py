@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from claude_signal.chunking import SIGNAL_MAX_BYTES, plan, size, split_text, to_styled
+from claude_signal.rules.chunking import SIGNAL_MAX_BYTES, plan, size, split_text, to_styled
 
 
 def test_short_text_is_one_plain_part() -> None:

@@ -15,7 +15,7 @@ import pytest
 from claude_signal.claude import protocol as p
 from claude_signal.claude.driver import Decision, TurnOutcome, TurnSpec, build_argv, run_turn
 from claude_signal.claude.summaries import result_error_text, tool_summary
-from claude_signal.procs import group_alive
+from claude_signal.host.process_groups import group_alive
 from tests.harness import wait_until
 
 FAKE = str(Path(__file__).parent / "fakes" / "claude")

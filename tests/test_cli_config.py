@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness import free_port
 
-CLI = [sys.executable, "-m", "claude_signal.cli"]
+CLI = [sys.executable, "-m", "claude_signal.ops.cli"]
 
 
 def run(tmp_path: Path, *argv: str, **settings: str) -> subprocess.CompletedProcess[str]:

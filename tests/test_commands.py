@@ -2,7 +2,7 @@
 
 import pytest
 
-from claude_signal import commands as c
+from claude_signal.rules import commands as c
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def test_invalid_setting_is_one_named_line(monkeypatch: pytest.MonkeyPatch, var:
 
 def test_cli_reports_bad_setting_and_exits_2(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CLAUDE_SIGNAL_LEASE_TTL": "-1"}
-    done = subprocess.run([sys.executable, "-m", "claude_signal.cli", "check"], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "claude_signal.ops.cli", "check"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -9,9 +9,10 @@ from itertools import count
 import pytest
 from sqlalchemy.orm import Session as DB
 
-from claude_signal import costs
 from claude_signal.config import Settings
-from claude_signal.db.models import Session, SessionStatus, Turn, TurnStatus
+from claude_signal.core import costs
+from claude_signal.db.models import Session, Turn
+from claude_signal.rules.states import SessionStatus, TurnStatus
 
 NOW = datetime(2026, 3, 29, 22, 30, tzinfo=UTC)  # 00:30 on March 30 in Berlin, the first night of summer time
 _ids = count(1)

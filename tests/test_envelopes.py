@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from signalbot.messages.parser import parse
 
-from claude_signal.envelopes import Access, Ignored, group_recipient, to_inbound
-from claude_signal.inbound import InboundMessage
+from claude_signal.edge.envelopes import Access, Ignored, group_recipient, to_inbound
+from claude_signal.wire.inbound import InboundMessage
 from tests.fakes.signal_rest import FakeSignalServer
 
 BOT = "+15550000001"
@@ -107,7 +107,7 @@ def test_the_listener_imports_neither_the_database_nor_pexpect() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, claude_signal.listener; "
+    code = ("import sys, claude_signal.edge.listener; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'pexpect', 'alembic') "
             "or m.startswith(('claude_signal.db', 'tasks'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

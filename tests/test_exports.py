@@ -8,12 +8,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select, update
 
-from claude_signal import exports
-from claude_signal.attachments_out import unpack
 from claude_signal.config import Settings
+from claude_signal.core import exports
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Outbox, Session, Turn, TurnStatus
-from claude_signal.inbound import FileRef, InboundMessage
+from claude_signal.db.models import Outbox, Session, Turn
+from claude_signal.rules.attachments_out import unpack
+from claude_signal.rules.states import TurnStatus
+from claude_signal.wire.inbound import FileRef, InboundMessage
 from tests.test_handling import handle, live_worker, msg, replies_to, start_session  # noqa: F401
 
 AT = datetime(2026, 5, 1, 11, 58, tzinfo=UTC)
@@ -56,7 +57,7 @@ def test_export_replies_with_the_file(engine: Engine, settings: Settings, projec
 
 
 def test_a_turns_recorded_answer_is_bounded() -> None:
-    from claude_signal.exports import MAX_RECORDED_ANSWER, recorded_answer
+    from claude_signal.core.exports import MAX_RECORDED_ANSWER, recorded_answer
 
     assert recorded_answer([]) is None
     assert recorded_answer(["› Bash: ls", "Two files."]) == "› Bash: ls\n\nTwo files."

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from claude_signal.files_out import Refused, pick, read
+from claude_signal.core.files_out import Refused, pick, read
 
 
 @pytest.fixture

@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from claude_signal import handling, hostops, outbox
 from claude_signal.config import Settings
+from claude_signal.core import conversation, dispatch, inbox, outbox
+from claude_signal.core import session_start as hostops
+from claude_signal.core.liveness import Identity, register
+from claude_signal.core.wakeups import Wakeups
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Inbox, Outbox, Session, SessionStatus, Transition, Turn, TurnStatus
-from claude_signal.inbound import FileRef, InboundMessage
-from claude_signal.wakeups import OUTBOX_SEND, SESSION_PROMPT, SESSION_START, Wakeups, host_queue
-from claude_signal.workers import Identity, register
+from claude_signal.db.models import Inbox, Outbox, Session, Transition, Turn
+from claude_signal.rules.states import SessionStatus, TurnStatus
+from claude_signal.wire.inbound import FileRef, InboundMessage
+from claude_signal.wire.queues import OUTBOX_SEND, SESSION_PROMPT, SESSION_START, host_queue
 
 ME = Identity(node="w1@hosta", host="hosta", incarnation="inc-1", plane="turns", slots=2)
 _ts = iter(range(1_700_000_000_000, 1_800_000_000_000))
@@ -33,7 +36,7 @@ def live_worker(engine: Engine) -> None:
 
 def handle(engine: Engine, settings: Settings, m: InboundMessage, local_host: str = "hosta") -> Wakeups:
     with unit_of_work(engine) as db:
-        return handling.handle(db, m, handling.Context(settings=settings, task_id="t", local_host=local_host))
+        return dispatch.handle(db, m, conversation.Context(settings=settings, task_id="t", local_host=local_host))
 
 
 def replies_to(engine: Engine, m: InboundMessage) -> list[str]:
@@ -163,7 +166,7 @@ def test_other_people_cannot_touch_a_session(engine: Engine, settings: Settings,
 
 def test_resume_of_paused_session_continues_on_its_host(engine: Engine, settings: Settings,
                                                         project_root: Path) -> None:
-    from claude_signal.lifecycle import transition
+    from claude_signal.core.lifecycle import transition
 
     shop = start_session(engine, settings, project_root / "shop")
     with unit_of_work(engine) as db:
@@ -217,7 +220,7 @@ def test_status_and_hosts(engine: Engine, settings: Settings, project_root: Path
 
 
 def test_a_prompt_to_a_paused_session_resumes_it(engine: Engine, settings: Settings, project_root: Path) -> None:
-    from claude_signal.lifecycle import transition
+    from claude_signal.core.lifecycle import transition
 
     shop = start_session(engine, settings, project_root / "shop")
     with unit_of_work(engine) as db:
@@ -307,7 +310,7 @@ def test_two_copies_handled_at_once_have_one_effect_and_no_error(engine: Engine,
     prompts = [msg(f"step {n}") for n in range(12)]
     with unit_of_work(engine) as db:
         for m in prompts:
-            handling.record(db, m)  # each recorded while it waited for the message before it
+            inbox.record(db, m)  # each recorded while it waited for the message before it
     errors: list[Exception] = []
 
     def copy(m: InboundMessage, together: threading.Barrier) -> None:
@@ -365,7 +368,7 @@ def test_message_waits_for_the_one_before_it(engine: Engine, settings: Settings)
     first = msg("/session help")
     second = InboundMessage.build(sender="alice", conversation="alice", timestamp=next(_ts), text="/hosts",
                                   after=first.key)
-    with pytest.raises(handling.NotYet):
+    with pytest.raises(conversation.NotYet):
         handle(engine, settings, second)
     handle(engine, settings, first)
     handle(engine, settings, second)

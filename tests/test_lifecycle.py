@@ -7,9 +7,10 @@ import threading
 import pytest
 from sqlalchemy import Engine, select
 
+from claude_signal.core.lifecycle import ALLOWED, InvalidTransition, is_allowed, transition
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Session, SessionStatus, Transition, utcnow
-from claude_signal.lifecycle import ALLOWED, InvalidTransition, is_allowed, transition
+from claude_signal.db.models import Session, Transition, utcnow
+from claude_signal.rules.states import SessionStatus
 
 S = SessionStatus
 

@@ -29,7 +29,7 @@ def test_upgrade_is_repeatable(database_url: str, engine: Engine) -> None:
 
 def test_cli_db_upgrade_on_a_fresh_data_dir(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CLAUDE_SIGNAL_HOME": str(tmp_path / "data")}
-    done = subprocess.run([sys.executable, "-m", "claude_signal.cli", "db", "upgrade"], env=env, cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "claude_signal.ops.cli", "db", "upgrade"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "data" / "claude-signal.db").exists()

@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, update
 
-from claude_signal import handling, hostops, ordering
 from claude_signal.config import Settings
+from claude_signal.core import conversation, inbox, ordering
+from claude_signal.core import session_start as hostops
+from claude_signal.core.liveness import register
+from claude_signal.core.wakeups import pending
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Inbox, InboxStatus, Session, SessionStatus, Turn
-from claude_signal.inbound import COMMAND_TASK, InboundMessage
-from claude_signal.workers import register
+from claude_signal.db.models import Inbox, Session, Turn
+from claude_signal.rules.states import InboxStatus, SessionStatus
+from claude_signal.wire.inbound import COMMAND_TASK, InboundMessage
 from tests.test_handling import ME, handle, replies_to, run_host_step, start_session
 from tests.test_handling import msg as _msg
 
@@ -37,15 +40,16 @@ def msg(text: str) -> InboundMessage:
 
 def wait(engine: Engine, settings: Settings, m: InboundMessage) -> None:
     """What command.handle does for a message whose predecessor is not handled: record it and stop."""
-    with pytest.raises(handling.NotYet):
+    with pytest.raises(conversation.NotYet):
         handle(engine, settings, m)
     with unit_of_work(engine) as db:
-        handling.record(db, m)
+        inbox.record(db, m)
 
 
 def wakes(engine: Engine, key: str) -> list[dict]:
     with unit_of_work(engine) as db:
-        return [w.args[0] for w in ordering.successors(db, key) if w.task == COMMAND_TASK]
+        ordering.successors(db, key)
+        return [w.args[0] for w in pending(db) if w.task == COMMAND_TASK]
 
 
 def turns(engine: Engine) -> list[tuple[str, str]]:

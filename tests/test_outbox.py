@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, update
 
-from claude_signal import outbox
+from claude_signal.core import outbox
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Outbox, OutboxStatus, utcnow
+from claude_signal.db.models import Outbox, utcnow
+from claude_signal.rules.states import OutboxStatus
 
 
 def add(engine: Engine, key: str = "k1") -> int:

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from claude_signal import outbox
+from claude_signal.core import outbox
+from claude_signal.core.send_lanes import recipient_lane
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Outbox, OutboxStatus, utcnow
-from claude_signal.lanes import recipient_lane
-from claude_signal.signal_api import SendError, SignalClient
+from claude_signal.db.models import Outbox, utcnow
+from claude_signal.edge.signal_client import SendError, SignalClient
+from claude_signal.rules.states import OutboxStatus
 from tests.harness import RedisServer
 
 

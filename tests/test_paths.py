@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from claude_signal import turns
 from claude_signal.config import load_settings
-from claude_signal.paths import PathRejected, protected_dirs, recheck_project, resolve_project
-from claude_signal.turn_runner import spec_for
+from claude_signal.core import turn_state as turns
+from claude_signal.core.run_turn import spec_for
+from claude_signal.host.project_paths import PathRejected, protected_dirs, recheck_project, resolve_project
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from claude_signal import previews
+from claude_signal.rules import previews
 
 
 def test_edit_shows_removed_and_added_lines() -> None:

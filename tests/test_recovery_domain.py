@@ -12,9 +12,12 @@ import subprocess
 import threading
 from datetime import timedelta
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select
 
-from claude_signal import outbox, recovery, turns
+from claude_signal.core import outbox, recovery
+from claude_signal.core import turn_state as turns
+from claude_signal.core.liveness import Identity
+from claude_signal.core.send_lanes import RECOVERY, exclusive
 from claude_signal.db.clock import db_now
 from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import (
@@ -28,9 +31,7 @@ from claude_signal.db.models import (
     TurnStatus,
     utcnow,
 )
-from claude_signal.lanes import RECOVERY, exclusive
-from claude_signal.procs import start_ticks
-from claude_signal.workers import Identity
+from claude_signal.host.process_groups import start_ticks
 from tests.harness import RedisServer
 
 ME = Identity("w1@hosta", "hosta", "inc-1", plane="turns", slots=8)
@@ -150,17 +151,28 @@ def test_leftover_claude_group_is_killed(engine: Engine) -> None:
             os.killpg(child.pid, signal.SIGKILL)
 
 
-def test_reused_pid_is_not_killed(engine: Engine) -> None:
-    active_session(engine, "cccc0002")
-    me = os.getpid()
-    with unit_of_work(engine) as db:  # our own pid, but with a different start time: not the recorded process
-        db.add(Turn(session_id="cccc0002", prompt="p", status=TurnStatus.DONE, claude_pid=me,
-                    claude_pgid=os.getpgid(me), claude_started=(start_ticks(me) or 0) + 1))
-        db.execute(update(Turn).values(status=TurnStatus.DONE))
-    with unit_of_work(engine) as db:
-        leftovers = recovery.leftover_processes(db, "hosta")
-    recovery.reap_leftovers(leftovers)  # we are still alive to assert this
-    assert start_ticks(me) is not None
+def test_reused_pid_is_not_killed_and_the_recorded_group_is(engine: Engine) -> None:
+    """A recorded pid whose start time differs names another process now (the kernel reused the number): its
+    group is left alone. The same process recorded with its own start time is the leftover, and dies."""
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    leftover = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        for session_id, proc, skew in (("cccc0002", stranger, 1), ("cccc0003", leftover, 0)):
+            active_session(engine, session_id)
+            ticks = start_ticks(proc.pid)
+            assert ticks is not None
+            with unit_of_work(engine) as db:
+                db.add(Turn(session_id=session_id, prompt="p", status=TurnStatus.DONE, claude_pid=proc.pid,
+                            claude_pgid=proc.pid, claude_started=ticks + skew))
+        with unit_of_work(engine) as db:
+            leftovers = recovery.leftover_processes(db, "hosta")
+        recovery.reap_leftovers(leftovers)
+        assert leftover.wait(timeout=10) == -signal.SIGKILL
+        assert stranger.poll() is None  # still running: not ours
+    finally:
+        for proc in (stranger, leftover):
+            proc.kill()
+            proc.wait()
 
 
 def test_orphans_paused_batch_by_batch_get_one_notice_per_conversation(engine: Engine) -> None:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from claude_signal.schedule_rules import (
+from claude_signal.rules.schedule_times import (
     AtSpec,
     Cron,
     ScheduleError,

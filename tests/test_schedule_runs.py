@@ -9,11 +9,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from claude_signal import schedule_runs
 from claude_signal.config import Settings
+from claude_signal.core import schedule_runs
+from claude_signal.core.lifecycle import transition
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Outbox, Schedule, ScheduleStatus, SessionStatus, Turn
-from claude_signal.lifecycle import transition
+from claude_signal.db.models import Outbox, Schedule, Turn
+from claude_signal.rules.states import ScheduleStatus, SessionStatus
 from tests.test_handling import handle, live_worker, msg, replies_to, start_session
 
 __all__ = ["live_worker"]

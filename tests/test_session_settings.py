@@ -6,8 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from claude_signal import session_settings, turns
 from claude_signal.config import Settings
+from claude_signal.core import session_settings
+from claude_signal.core import turn_state as turns
 from claude_signal.db.engine import unit_of_work
 from tests.test_handling import ME, handle, live_worker, msg, replies_to, start_session  # noqa: F401
 

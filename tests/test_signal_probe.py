@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from claude_signal.signal_api import probe
+from claude_signal.edge.signal_client import probe
 from tests.fakes.signal_rest import FakeSignalServer
 from tests.harness import free_port
 

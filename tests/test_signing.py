@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from claude_signal.config import ConfigError, load_settings
-from claude_signal.signing import KEY_FILE, digest, load_key, valid
+from claude_signal.wire.signing import KEY_FILE, digest, load_key, valid
 
 KEY = b"k" * 64
 

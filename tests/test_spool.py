@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from claude_signal import inbox_acks
-from claude_signal.enqueue import BrokerUnavailable, InboundPublisher
-from claude_signal.inbound import InboundMessage
-from claude_signal.listener import Forwarder
-from claude_signal.spool import Spool
+from claude_signal.edge.journal import Spool
+from claude_signal.edge.listener import Forwarder
+from claude_signal.edge.publisher import BrokerUnavailable, InboundPublisher
+from claude_signal.wire import inbox_acks
+from claude_signal.wire.inbound import InboundMessage
 from tests.harness import RedisServer, free_port, wait_until
 
 
@@ -172,7 +172,7 @@ def test_a_lone_surrogate_is_repaired_and_keeps_the_chain(tmp_path: Path) -> Non
 
 
 def test_repair_keeps_well_formed_text_and_joins_split_pairs() -> None:
-    from claude_signal.inbound import repair_text
+    from claude_signal.wire.inbound import repair_text
 
     assert repair_text("plain ✓ 😀") == "plain ✓ 😀"
     assert repair_text("\ud83d\ude00 \udfff") == "😀 \ufffd"

@@ -10,13 +10,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, update
 
-from claude_signal import stranded
 from claude_signal.config import Settings
+from claude_signal.core import stranded
+from claude_signal.core.liveness import Identity, register
+from claude_signal.core.wakeups import pending
 from claude_signal.db.clock import db_now
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Inbox, InboxStatus, Session, SessionStatus, Worker
-from claude_signal.inbound import InboundMessage
-from claude_signal.workers import Identity, register
+from claude_signal.db.models import Inbox, Session, Worker
+from claude_signal.rules.states import InboxStatus, SessionStatus
+from claude_signal.wire.inbound import InboundMessage
+from claude_signal.wire.queues import OUTBOX_SEND
 from tests.test_handling import ME, handle, replies_to, run_host_step, start_session
 from tests.test_ordering import _last, msg, turns, wait, wakes
 
@@ -45,7 +48,9 @@ def pending_for(engine: Engine, m: InboundMessage, seconds: float) -> None:
 
 def sweep(engine: Engine, settings: Settings) -> stranded.Refused:
     with unit_of_work(engine) as db:
-        return stranded.refuse_stranded(db, lease_ttl=settings.lease_ttl, task_id="sweep")
+        refused = stranded.refuse_stranded(db, lease_ttl=settings.lease_ttl, task_id="sweep")
+        sweep.asked = list(pending(db))  # type: ignore[attr-defined]  # the wake-ups it asked for
+    return refused
 
 
 def status(engine: Engine, session_id: str) -> str:
@@ -75,7 +80,7 @@ def test_a_start_whose_host_vanished_is_refused_once_and_the_prompt_behind_it_to
     hostb_silent_for(engine, settings.lease_ttl + 1)
 
     refused = sweep(engine, settings)
-    assert refused.keys == [start.key] and len(refused.wakeups) == 1
+    assert refused.keys == [start.key] and [w.task for w in sweep.asked] == [OUTBOX_SEND]  # type: ignore[attr-defined]
     assert sweep(engine, settings).keys == []  # once
     (text,) = replies_to(engine, start)
     assert text.startswith("Host 'hostb' is offline (last seen ")

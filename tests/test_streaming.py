@@ -1,6 +1,6 @@
 """A busy turn becomes a few messages: by size, by age, and on demand."""
 
-from claude_signal.streaming import Batcher
+from claude_signal.rules.batching import Batcher
 
 
 def test_small_items_wait_for_age() -> None:

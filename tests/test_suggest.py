@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from claude_signal import commands as c
-from claude_signal import replies
-from claude_signal.paths import PathRejected, resolve_project
+from claude_signal.host.project_paths import PathRejected, resolve_project
+from claude_signal.rules import commands as c
+from claude_signal.rules import replies
 
 
 def test_a_mistyped_command_names_the_likely_one() -> None:

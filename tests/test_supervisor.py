@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from claude_signal.supervisor import Child, Supervisor
+from claude_signal.ops.supervisor import Child, Supervisor
 from tests.harness import wait_until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, insert, update
 
-from claude_signal import sweep
+from claude_signal.core import sweep
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Inbox, InboxStatus, utcnow
-from claude_signal.inbound import COMMAND_TASK, InboundMessage
+from claude_signal.db.models import Inbox, utcnow
+from claude_signal.rules.states import InboxStatus
+from claude_signal.wire.inbound import COMMAND_TASK, InboundMessage
 
 
 def row(conversation: str, timestamp: int, age: float, *, after: str | None = None,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from claude_signal.frames import screen
-from claude_signal.senders import authorized
+from claude_signal.edge.frames import screen
+from claude_signal.wire.senders import authorized
 from tests.fakes.signal_rest import FakeSignalServer
 
 BOT = "+15550000001"

@@ -75,9 +75,6 @@ class Transport:
             with contextlib.suppress(OSError, ValueError):
                 self.child.sendeof()
 
-    def alive(self) -> bool:
-        return self.child is not None and self.child.proc.poll() is None
-
     def reap(self, *, grace: float = 5.0, term_grace: float = 3.0) -> int | None:
         """Close stdin, wait, SIGTERM the group, wait, SIGKILL the group; always collect the exit status."""
         if self.child is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -23,6 +22,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from claude_signal.rules.states import (
+    ApprovalStatus,
+    InboxStatus,
+    OutboxStatus,
+    ScheduleStatus,
+    SessionStatus,
+    TurnStatus,
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -57,42 +65,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON}
-
-
-class SessionStatus(StrEnum):
-    CREATED = "CREATED"
-    ACTIVE = "ACTIVE"
-    PAUSED = "PAUSED"
-    TERMINATED = "TERMINATED"
-
-
-class TurnStatus(StrEnum):
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    DONE = "DONE"
-    FAILED = "FAILED"
-    INTERRUPTED = "INTERRUPTED"
-    CANCELLED = "CANCELLED"
-
-
-class OutboxStatus(StrEnum):
-    PENDING = "PENDING"
-    SENDING = "SENDING"
-    SENT = "SENT"
-    FAILED = "FAILED"
-
-
-class ApprovalStatus(StrEnum):
-    PENDING = "PENDING"
-    APPROVED = "APPROVED"
-    DENIED = "DENIED"
-    EXPIRED = "EXPIRED"
-    CANCELLED = "CANCELLED"
-
-
-class InboxStatus(StrEnum):
-    RECEIVED = "RECEIVED"
-    HANDLED = "HANDLED"
 
 
 class Session(Base):
@@ -244,7 +216,6 @@ class Approval(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(128))
     decided_at: Mapped[datetime | None]
-    message_timestamp: Mapped[int | None] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -278,13 +249,6 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_heartbeat: Mapped[datetime] = mapped_column(default=utcnow)
     stopped_at: Mapped[datetime | None]
-
-
-class ScheduleStatus(StrEnum):
-    ACTIVE = "ACTIVE"
-    PAUSED = "PAUSED"  # /pause: kept, not run until /resume
-    DONE = "DONE"  # an /at that ran
-    CANCELLED = "CANCELLED"  # /unschedule
 
 
 class Schedule(Base):

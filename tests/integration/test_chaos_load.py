@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import Inbox, Outbox, Turn
-from claude_signal.procs import group_alive
+from claude_signal.host.process_groups import group_alive
 from tests.harness import wait_until
 from tests.integration.chaos_faults import FAULTS, Faults
 from tests.integration.conftest import ALICE, System

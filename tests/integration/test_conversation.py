@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Session, SessionStatus, Turn, TurnStatus
-from claude_signal.procs import group_alive
+from claude_signal.db.models import Session, Turn
+from claude_signal.host.process_groups import group_alive
+from claude_signal.rules.states import SessionStatus, TurnStatus
 from tests.harness import wait_until
 from tests.integration.conftest import System
 from tests.integration.helpers import one_session, sessions

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis as redis_py
 
-from claude_signal.embedded_broker import embedded_redis, prepare, wait_for_redis
-from claude_signal.supervisor import redis_server_binary
+from claude_signal.ops.embedded_redis import embedded_redis, prepare, wait_for_redis
+from claude_signal.ops.supervisor import redis_server_binary
 from tests.harness import Publisher, wait_until
 from tests.integration.conftest import System
 from tests.integration.helpers import database_write_lock, unacked_task_ids

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DB
 
-from claude_signal.chunking import SIGNAL_MAX_BYTES
 from claude_signal.db.models import Inbox, Outbox, Turn
-from claude_signal.envelopes import group_recipient
+from claude_signal.edge.envelopes import group_recipient
+from claude_signal.rules.chunking import SIGNAL_MAX_BYTES
 from tests.harness import wait_until
 from tests.integration.conftest import ACCOUNT, ALICE, System
 from tests.integration.helpers import count, one_session
@@ -276,7 +276,7 @@ def test_up_runs_everything_and_stops_cleanly(system: System, tmp_path: Path) ->
     env = {k: v for k, v in system.env.items() if k not in ("CLAUDE_SIGNAL_BROKER_URL", "CLAUDE_SIGNAL_DATABASE_URL")}
     env.update(CLAUDE_SIGNAL_HOME=str(home), CLAUDE_SIGNAL_HOST="uphost", CLAUDE_SIGNAL_DEFAULT_HOST="uphost")
     seen = system.signal.connections
-    proc = subprocess.Popen([sys.executable, "-m", "claude_signal.cli", "up", "-c", "1"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "claude_signal.ops.cli", "up", "-c", "1"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         system.signal.wait_connected(timeout=60, after=seen)
@@ -300,7 +300,7 @@ def test_up_runs_everything_and_stops_cleanly(system: System, tmp_path: Path) ->
 
 def test_up_without_an_account_explains_how_to_link(tmp_path: Path) -> None:
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CLAUDE_SIGNAL_HOME": str(tmp_path / "h")}
-    done = subprocess.run([sys.executable, "-m", "claude_signal.cli", "up"], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "claude_signal.ops.cli", "up"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2
     assert "qrcodelink" in done.stderr and "CLAUDE_SIGNAL_ACCOUNT" in done.stderr

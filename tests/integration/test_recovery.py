@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from claude_signal.db.models import SessionStatus, TurnStatus
-from claude_signal.procs import group_alive
+from claude_signal.host.process_groups import group_alive
+from claude_signal.rules.states import SessionStatus, TurnStatus
 from tests.harness import wait_until
 from tests.integration.conftest import ALICE, System
 from tests.integration.helpers import sessions, transitions, turns

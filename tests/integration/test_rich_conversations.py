@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from claude_signal.attachments_out import SIGNAL_MAX_BYTES
+from claude_signal.rules.attachments_out import SIGNAL_MAX_BYTES
 from tests.fakes.signal_rest import SentFile
 from tests.integration.conftest import ALICE, System
 

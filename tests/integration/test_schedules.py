@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from claude_signal import beat
+from claude_signal.core.lifecycle import transition
 from claude_signal.db.clock import db_now
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import Schedule, SessionStatus
-from claude_signal.lifecycle import transition
+from claude_signal.db.models import Schedule
+from claude_signal.ops import beat
+from claude_signal.rules.states import SessionStatus
 from tests.harness import LoggedProcess, wait_until
 from tests.integration.conftest import System
 
@@ -213,13 +214,13 @@ def test_a_schedule_survives_a_restart_of_up(sched: System) -> None:
     env = {**system.env, "CLAUDE_SIGNAL_HOST": "hosta"}
     up = LoggedProcess(env, system.tmp / "logs" / "up.log")
     try:
-        up._spawn([sys.executable, "-m", "claude_signal.cli", "up", "--concurrency", "1"])
+        up._spawn([sys.executable, "-m", "claude_signal.ops.cli", "up", "--concurrency", "1"])
         start_session(system)
         sid = schedule(system, "/every 3s again")
         system.wait_reply(lambda t: t.startswith("Echo: again (turn 1;"), timeout=60)
         assert up.stop(timeout=90) == 0, up.log()[-3000:]
         before = len(echoes(system, "again"))
-        up._spawn([sys.executable, "-m", "claude_signal.cli", "up", "--concurrency", "1"])
+        up._spawn([sys.executable, "-m", "claude_signal.ops.cli", "up", "--concurrency", "1"])
         wait_until(lambda: len(echoes(system, "again")) >= before + 2, timeout=90,
                    message="the schedule to run again after the restart")
         assert sid in headers(system, sid)[-1]

@@ -12,8 +12,8 @@ import time
 import pytest
 from sqlalchemy import text
 
-from claude_signal.db.models import SessionStatus, TurnStatus
-from claude_signal.procs import group_alive
+from claude_signal.host.process_groups import group_alive
+from claude_signal.rules.states import SessionStatus, TurnStatus
 from tests.harness import ROOT, SKEWED_CLOCK, wait_until
 from tests.integration.conftest import ALICE, System
 from tests.integration.helpers import sessions, turns

@@ -1,0 +1,69 @@
+"""A picture sent alone waits for its caption: on a phone one often sends the screenshot, then types the
+question. The picture becomes a queued turn held until ``hold_until`` (on the database's clock); the next
+text message in the conversation becomes its prompt instead of a turn of its own. A command, another
+picture, or the end of the wait (``CLAUDE_SIGNAL_CAPTION_WAIT``) lets it go to Claude as it is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session as DB
+
+from claude_signal.core.attachments_in import is_image
+from claude_signal.core.wakeups import Wakeup, next_turn, wake
+from claude_signal.db.clock import db_now
+from claude_signal.db.models import Session, Turn
+from claude_signal.rules.states import TurnStatus
+from claude_signal.wire.inbound import InboundMessage
+from claude_signal.wire.queues import SESSION_PROMPT, turn_queue
+
+
+def is_lone_picture(msg: InboundMessage) -> bool:
+    """Only pictures and no words: its question is probably on its way."""
+    return msg.kind == "message" and not msg.text.strip() and bool(msg.files) and all(map(is_image, msg.files))
+
+
+def hold_until(db: DB, wait: float) -> datetime:
+    return db_now(db) + timedelta(seconds=wait)
+
+
+def expiry_wakeup(session: Session, wait: float) -> Wakeup:
+    """Ask for the turn once the wait is over (a second later, so the hold has surely lapsed); the sweep
+    brings it too should this message be lost."""
+    return Wakeup(SESSION_PROMPT, (session.id,), queue=turn_queue(session.host), countdown=wait + 1.0)
+
+
+def _held(session_id: str):  # type: ignore[no-untyped-def]
+    return (Turn.session_id == session_id, Turn.status == TurnStatus.QUEUED, Turn.hold_until.is_not(None))
+
+
+def add_caption(db: DB, session: Session, text: str) -> bool:
+    """Give ``text`` to the session's held picture as its prompt, and let it run; False when no picture
+    waits (or the wait is over), so ``text`` is a prompt of its own."""
+    turn_id = db.execute(select(Turn.id).where(*_held(session.id), Turn.hold_until > db_now(db))
+                         .order_by(Turn.id.desc()).limit(1)).scalar_one_or_none()
+    if turn_id is None:
+        return False
+    won = db.execute(update(Turn).where(Turn.id == turn_id, *_held(session.id))
+                     .values(prompt=text, hold_until=None).execution_options(synchronize_session=False)).rowcount
+    if won:
+        wake(db, next_turn(session.id, session.host))
+    return bool(won)
+
+
+def release(db: DB, session: Session | None) -> None:
+    """Let a held picture go to Claude without a caption (a command or another picture came instead)."""
+    if session is None:
+        return
+    released = db.execute(update(Turn).where(*_held(session.id)).values(hold_until=None)
+                          .execution_options(synchronize_session=False)).rowcount
+    if released:
+        wake(db, next_turn(session.id, session.host))
+
+
+def waiting_note(wait: float) -> str:
+    minutes = f"{wait / 60:.0f} min" if wait >= 60 else f"{wait:.0f} s"
+    return (f"Got the picture. Send your question about it as the next message (within {minutes}), "
+            "or it goes to Claude as it is.")

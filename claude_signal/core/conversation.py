@@ -1,0 +1,98 @@
+"""``command.handle``'s domain: record an inbound message once, understand it, act, and queue the reply.
+
+Everything happens in the caller's one transaction. Work that needs a particular machine (opening a
+directory, running ``claude``) is handed to that host's queue as a :class:`~claude_signal.core.wakeups.Wakeup`,
+and the inbox row stays RECEIVED until the host finishes it; everything else marks the row HANDLED here.
+A redelivered message whose row is HANDLED only re-sends replies that are still unsent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from sqlalchemy import Executable, bindparam, select, update
+from sqlalchemy.orm import Session as DB
+
+from claude_signal.config import Settings
+from claude_signal.core import outbox
+from claude_signal.core.wakeups import wake_sender
+from claude_signal.db.models import (
+    Conversation,
+    Session,
+    SessionStatus,
+    utcnow,
+)
+from claude_signal.db.upsert import insert_or_ignore
+from claude_signal.rules import replies
+from claude_signal.wire.inbound import InboundMessage
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    task_id: str | None = None
+    local_host: str | None = None
+    keep_order: bool = True
+
+
+class NotYet(Exception):
+    """The message before this one in its conversation is not handled yet; its handler wakes this one."""
+
+
+class Reply(Exception):
+    """Stop handling and answer with this text (an expected outcome, not an error)."""
+
+
+def reply(db: DB, msg: InboundMessage, text: str, *, suffix: str = "reply") -> None:
+    """Queue the answer to ``msg`` in this transaction; its dedupe key makes a second attempt a no-op."""
+    wake_sender(db, outbox.enqueue(db, recipient=msg.conversation, text=text,
+                                      dedupe_key=f"{msg.key}:{suffix}", inbox_key=msg.key))
+
+
+def visible_sessions(db: DB, msg: InboundMessage):  # type: ignore[no-untyped-def]
+    """Sessions this person may see: their own, and those bound to this conversation."""
+    return select(Session).where((Session.owner == msg.sender) | (Session.conversation == msg.conversation))
+
+
+def find_session(db: DB, msg: InboundMessage, ref: str) -> Session:
+    """Exact id, or a unique prefix of one; a :class:`Reply` when none or several match."""
+    base = visible_sessions(db, msg)
+    exact = db.execute(base.where(Session.id == ref)).scalar_one_or_none()
+    if exact is not None:
+        return exact
+    matches = db.execute(base.where(Session.id.startswith(ref, autoescape=True)).limit(6)).scalars().all()
+    if not matches:
+        raise Reply(replies.no_session_matches(ref))
+    live = [s for s in matches if s.status != SessionStatus.TERMINATED]
+    if len(matches) > 1 and len(live) != 1:
+        raise Reply(replies.ambiguous(ref, [s.id for s in matches]))
+    return live[0] if len(matches) > 1 else matches[0]
+
+
+def current_session(db: DB, conversation: str) -> Session | None:
+    return db.execute(_current_session(), {"c": conversation}).scalar_one_or_none()
+
+
+@cache
+def _current_session() -> Executable:  # built once: most messages ask
+    return (select(Session).join(Conversation, Conversation.current_session_id == Session.id)
+            .where(Conversation.id == bindparam("c")))
+
+
+def set_current(db: DB, conversation: str, session_id: str) -> None:
+    """Plain messages in ``conversation`` go to this session, and its answers come back there (a session
+    resumed in a group answers in that group from then on)."""
+    db.execute(update(Session).where(Session.id == session_id, Session.conversation != conversation)
+               .values(conversation=conversation).execution_options(synchronize_session=False))
+    if not insert_or_ignore(db, Conversation, {"id": conversation, "current_session_id": session_id,
+                                               "updated_at": utcnow()}, "id"):
+        db.execute(update(Conversation).where(Conversation.id == conversation)
+                   .values(current_session_id=session_id, updated_at=utcnow())
+                   .execution_options(synchronize_session=False))
+
+
+def view(session: Session, *, current: bool = False) -> replies.SessionView:
+    return replies.SessionView(id=session.id, status=session.status, host=session.host,
+                               project_path=session.project_path, turn_count=session.turn_count,
+                               cost_usd=session.cost_usd, current=current, reason=session.status_reason)

@@ -1,0 +1,67 @@
+"""``command.handle``'s domain: record an inbound message once, understand it, act, and queue the reply.
+
+Everything happens in the caller's one transaction. Work that needs a particular machine (opening a
+directory, running ``claude``) is handed to that host's queue as a :class:`~claude_signal.core.wakeups.Wakeup`,
+and the inbox row stays RECEIVED until the host finishes it; everything else marks the row HANDLED here.
+A redelivered message whose row is HANDLED only re-sends replies that are still unsent.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Executable, Row, bindparam, select, update
+from sqlalchemy.orm import Session as DB
+
+from claude_signal.config import Settings
+from claude_signal.db.models import (
+    Inbox,
+    InboxStatus,
+    utcnow,
+)
+from claude_signal.db.upsert import insert_or_ignore_returning
+from claude_signal.wire import senders
+from claude_signal.wire.inbound import InboundMessage
+
+
+def record(db: DB, msg: InboundMessage) -> Row[Any]:
+    """Insert the message unless its key is known; returns the row's ``status`` and ``received_at`` (new, or
+    as the earlier delivery left them), the row locked until this transaction ends, so two copies handled at
+    once take turns: the second finds the first's work done (PostgreSQL; SQLite runs one writer at a time)."""
+    added = insert_or_ignore_returning(
+        db, Inbox,
+        {"key": msg.key, "sender": msg.sender, "conversation": msg.conversation, "text": msg.text,
+         "kind": msg.kind, "payload": msg.model_dump(mode="json"), "status": InboxStatus.RECEIVED,
+         "received_at": utcnow()},
+        "key", ["status", "received_at"],
+    )
+    return added if added is not None else db.connection().execute(_inbox_state(), {"k": msg.key}).one()
+
+
+@cache
+def _inbox_state() -> Executable:
+    table = Inbox.__table__
+    return select(table.c.status, table.c.received_at).where(table.c.key == bindparam("k")).with_for_update()
+
+
+@cache
+def _mark_handled() -> Executable:  # built once: every message runs it
+    table = Inbox.__table__
+    return (update(table).where(table.c.key == bindparam("k"), table.c.status == InboxStatus.RECEIVED)
+            .values(status=InboxStatus.HANDLED, handled_at=bindparam("now")))
+
+
+def mark_handled(db: DB, key: str) -> bool:
+    """RECEIVED → HANDLED as a compare-and-set; True when this call made the change (a claim)."""
+    db.flush()
+    return db.connection().execute(_mark_handled(), {"k": key, "now": utcnow()}).rowcount == 1
+
+
+def is_authorized(settings: Settings, msg: InboundMessage) -> bool:
+    """The listener already filters; the worker checks again with the same rule (an empty list: nobody)."""
+    uuid = None if senders.is_number(msg.sender) else msg.sender
+    number = msg.sender_number or (msg.sender if senders.is_number(msg.sender) else None)
+    if msg.sender_number and senders.is_number(msg.sender) and msg.sender != msg.sender_number:
+        return False  # two numbers for one sender: not a frame the listener makes
+    return senders.authorized(settings.authorized, number, uuid)

@@ -1,0 +1,274 @@
+"""Replies waiting to be sent: written with the change they report, sent and marked by ``outbox.send``.
+
+A row moves PENDING → SENDING (claimed for a short while) → SENT, or back to PENDING with a later
+``next_attempt_at`` after a failure that may pass (429, 5xx, connection errors), or to FAILED when Signal
+refuses it for good or it has waited longer than ``outbox_max_age``. Two senders can never both hold a
+claim; a sender that dies mid-send lets the claim lapse and the row is sent again (at least once, with
+duplicates bounded by the dedupe key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any, Protocol
+
+from sqlalchemy import Executable, bindparam, exists, or_, select, update
+from sqlalchemy.orm import Session as DB
+
+from claude_signal.db.models import Outbox, utcnow
+from claude_signal.db.upsert import insert_or_ignore_returning
+from claude_signal.rules import chunking
+from claude_signal.rules.states import OutboxStatus
+
+CLAIM_SECONDS = 60.0  # default hold; senders pass their own (HTTP timeout plus a margin)
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 300.0
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> float:
+    """Seconds before the next try: doubling from 2 s, capped at 5 minutes; a server's hint wins if longer."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempts - 1)))
+    return max(delay, retry_after or 0.0)
+
+
+class Claimed(Protocol):
+    """A claimed reply as its sender sees it: an :class:`Outbox` row, or the columns a claim returned."""
+
+    id: int
+    recipient: str
+    text: str
+    text_mode: str
+    attempts: int
+    parts_sent: int
+    signal_timestamp: int | None
+    created_at: datetime
+
+
+T = Outbox.__table__
+UNSENT = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+
+
+def enqueue(
+    db: DB,
+    *,
+    recipient: str,
+    text: str,
+    dedupe_key: str,
+    inbox_key: str | None = None,
+    text_mode: str = "normal",
+    attachments: dict[str, Any] | None = None,
+) -> int:
+    """Add a reply unless one with this dedupe key exists; returns the row id either way. ``attachments``
+    are files sent with it (:func:`claude_signal.rules.attachments_out.pack`)."""
+    now = utcnow()
+    added = insert_or_ignore_returning(
+        db, Outbox,
+        {"dedupe_key": dedupe_key, "inbox_key": inbox_key, "recipient": recipient, "text": text,
+         "text_mode": text_mode, "attachments": attachments, "status": OutboxStatus.PENDING, "attempts": 0,
+         "next_attempt_at": now, "created_at": now},
+        "dedupe_key", ["id"],
+    )
+    if added is not None:
+        return int(added.id)
+    return db.connection().execute(_by_key(), {"key": dedupe_key}).scalar_one()
+
+
+@cache
+def _by_key() -> Executable:
+    return select(T.c.id).where(T.c.dedupe_key == bindparam("key"))
+
+
+@cache
+def _take(where: str, orm: bool) -> Executable:
+    """One compare-and-set UPDATE … RETURNING that claims a row: the claimed row comes back, or nothing
+    when the guard did not hold. Every claim counts an attempt, which is the claim's fencing token.
+
+    ``where``: ``id`` (the row, if due and nobody holds it), ``head`` (the recipient's oldest unsent row,
+    if due) or ``here`` (the row, if pending and out of its backoff, with no reply to its recipient ahead)."""
+    now = bindparam("now")
+    claimable = or_(T.c.status == OutboxStatus.PENDING,
+                    (T.c.status == OutboxStatus.SENDING) & (T.c.claimed_until < now))
+    other = T.alias("other")
+    if where == "id":
+        guard = [T.c.id == bindparam("oid"), claimable]
+    elif where == "head":
+        head = (select(other.c.id).where(other.c.recipient == bindparam("to"), other.c.status.in_(UNSENT))
+                .order_by(other.c.id).limit(1).scalar_subquery())
+        due = or_((T.c.status == OutboxStatus.PENDING) & (T.c.next_attempt_at <= now),
+                  (T.c.status == OutboxStatus.SENDING) & (T.c.claimed_until < now))
+        guard = [T.c.id == head, due]
+    else:
+        ahead = exists().where(other.c.recipient == T.c.recipient, other.c.id < T.c.id, other.c.status.in_(UNSENT))
+        guard = [T.c.id == bindparam("oid"), T.c.status == OutboxStatus.PENDING, T.c.next_attempt_at <= now, ~ahead]
+    changes = {"status": OutboxStatus.SENDING, "claimed_until": bindparam("until"), "attempts": T.c.attempts + 1}
+    if orm:  # the caller gets an Outbox instance (outbox.send holds on to it)
+        return (update(Outbox).where(*guard).values(changes).returning(Outbox)
+                .execution_options(synchronize_session=False, populate_existing=True))
+    return update(T).where(*guard).values(changes).returning(*T.c)
+
+
+def _params(now: datetime, hold: float, **extra: Any) -> dict[str, Any]:
+    return {"now": now, "until": now + timedelta(seconds=hold), **extra}
+
+
+def claim(db: DB, outbox_id: int, now: datetime | None = None, hold: float = CLAIM_SECONDS) -> Outbox | None:
+    """Take the row for sending if it is due and nobody holds it; None means someone else has it or it is done."""
+    return db.execute(_take("id", True), _params(now or utcnow(), hold, oid=outbox_id)).scalar_one_or_none()
+
+
+def claim_to_send_here(db: DB, outbox_id: int, hold: float, now: datetime | None = None) -> Claimed | None:
+    """In the transaction that wrote the reply: claim it for the task that handled the message, to post
+    right after the commit, unless a reply to the same recipient is still ahead of it (order comes first:
+    that one's sender sends this one after it). The claim commits with the reply, so a sender that dies
+    before posting leaves a claim that lapses and the sweep hands the row to ``outbox.send``."""
+    return db.connection().execute(_take("here", False), _params(now or utcnow(), hold, oid=outbox_id)).first()
+
+
+def hand_back(db: DB, row: Claimed) -> None:
+    """Undo a claim this transaction made and has not committed (a reply too long to send here)."""
+    db.execute(update(Outbox).where(Outbox.id == row.id, Outbox.attempts == row.attempts)
+               .values(status=OutboxStatus.PENDING, claimed_until=None, attempts=Outbox.attempts - 1)
+               .execution_options(synchronize_session=False))
+
+
+def renew_claim(db: DB, row: Claimed, hold: float, now: datetime | None = None) -> bool:
+    """Extend this sender's claim on ``row``; False when it lapsed and another sender claimed the row since
+    (every claim counts an attempt, so ``attempts`` is the claim's fencing token)."""
+    return bool(db.execute(
+        update(Outbox)
+        .where(Outbox.id == row.id, Outbox.status == OutboxStatus.SENDING, Outbox.attempts == row.attempts)
+        .values(claimed_until=(now or utcnow()) + timedelta(seconds=hold))
+        .execution_options(synchronize_session=False)
+    ).rowcount)
+
+
+@cache
+def _mark_sent(fenced: bool) -> Executable:
+    fence = [T.c.attempts == bindparam("attempt")] if fenced else []
+    return (update(T).where(T.c.id == bindparam("oid"), T.c.status == OutboxStatus.SENDING, *fence)
+            .values(status=OutboxStatus.SENT, sent_at=bindparam("now"), signal_timestamp=bindparam("ts"),
+                    last_error=None))
+
+
+def mark_sent(db: DB, outbox_id: int, signal_timestamp: int | None, attempt: int | None = None) -> None:
+    """The reply is out. With ``attempt`` (the claim's token) only the sender holding the claim marks it."""
+    db.connection().execute(_mark_sent(attempt is not None),
+                            {"oid": outbox_id, "now": utcnow(), "ts": signal_timestamp, "attempt": attempt})
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    delay: float | None  # None: given up
+
+
+def mark_failed_attempt(
+    db: DB, row: Claimed, error: str, *, retryable: bool, max_age: float, retry_after: float | None = None
+) -> RetryPlan:
+    """Record a failed send; schedule another try unless the error is final or the reply is too old."""
+    now = utcnow()
+    too_old = (now - row.created_at).total_seconds() > max_age
+    if not retryable or too_old:
+        db.execute(
+            update(Outbox).where(Outbox.id == row.id, Outbox.attempts == row.attempts)
+            .values(status=OutboxStatus.FAILED, last_error=error[:2000], claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        return RetryPlan(None)
+    delay = backoff(row.attempts, retry_after)
+    db.execute(  # fenced: a sender whose claim lapsed must not hand back a row another one is sending
+        update(Outbox).where(Outbox.id == row.id, Outbox.attempts == row.attempts)
+        .values(status=OutboxStatus.PENDING, last_error=error[:2000], claimed_until=None,
+                next_attempt_at=now + timedelta(seconds=delay))
+        .execution_options(synchronize_session=False)
+    )
+    return RetryPlan(delay)
+
+
+def overdue(db: DB, *, grace: float, limit: int = 200, now: datetime | None = None) -> list[int]:
+    """Rows whose wake-up should have fired by now: the sweep sends them again."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=grace)
+    stmt = (
+        select(Outbox.id)
+        .where(
+            or_(
+                (Outbox.status == OutboxStatus.PENDING) & (Outbox.next_attempt_at < cutoff),
+                (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_until < now),
+            )
+        )
+        .order_by(Outbox.id)
+        .limit(limit)
+    )
+    return list(db.execute(stmt).scalars())
+
+
+def unsent_for_inbox(db: DB, inbox_key: str) -> list[int]:
+    stmt = select(Outbox.id).where(
+        Outbox.inbox_key == inbox_key, Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])
+    )
+    return list(db.execute(stmt).scalars())
+
+
+def claim_next_for(db: DB, recipient: str, now: datetime | None = None, hold: float = CLAIM_SECONDS) -> Outbox | None:
+    """Claim the oldest unsent reply to ``recipient`` if it is due; replies to one person go out in order.
+
+    A head row waiting out a backoff holds back the rows behind it: the failure (a rate limit, Signal down)
+    would hit them too, and a phone should never see the second half of a story first.
+    """
+    return db.execute(_take("head", True), _params(now or utcnow(), hold, to=recipient)).scalar_one_or_none()
+
+
+@cache
+def _head() -> Executable:
+    return (select(T.c.id, T.c.status, T.c.next_attempt_at, T.c.claimed_until)
+            .where(T.c.recipient == bindparam("recipient"), T.c.status.in_(UNSENT)).order_by(T.c.id).limit(1))
+
+
+def due_head(db: DB, recipient: str, now: datetime | None = None) -> int | None:
+    """The oldest unsent reply to ``recipient`` if it may be sent now: pending and out of its backoff, or
+    held by a sender whose claim has lapsed. A sender leaving the lane looks once more with this."""
+    now = now or utcnow()
+    head = db.connection().execute(_head(), {"recipient": recipient}).first()
+    if head is None:
+        return None
+    if head.status == OutboxStatus.PENDING:
+        due = head.next_attempt_at <= now
+    else:
+        due = head.claimed_until is not None and head.claimed_until < now
+    return int(head.id) if due else None
+
+
+def mark_parts_sent(db: DB, outbox_id: int, parts_sent: int, signal_timestamp: int | None,
+                    attempt: int | None = None) -> None:
+    """Remember progress through a multi-part reply, so a retry never re-sends a part the phone has. With
+    ``attempt`` (the claim's token) a sender that lost the row cannot move another's progress back."""
+    fence = [Outbox.attempts == attempt] if attempt is not None else []
+    db.execute(
+        update(Outbox)
+        .where(Outbox.id == outbox_id, Outbox.status == OutboxStatus.SENDING, *fence)
+        .values(parts_sent=parts_sent, signal_timestamp=signal_timestamp)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def is_own_send(db: DB, recipient: str, timestamp: int, text: str, *, window: float = 3600.0) -> bool:
+    """True when a Note to Self message is one of our own replies seen again (same timestamp or text).
+
+    signal-cli does not echo its own sends, but a second client of the same account would see them as
+    sync transcripts; they must never become commands.
+    """
+    since = utcnow() - timedelta(seconds=window)
+    rows = db.execute(
+        select(Outbox.signal_timestamp, Outbox.text)
+        .where(Outbox.recipient == recipient, Outbox.created_at >= since,
+               Outbox.status.in_([OutboxStatus.SENDING, OutboxStatus.SENT]))
+    ).all()
+    wanted = text.strip()
+    for sent_ts, body in rows:
+        if sent_ts == timestamp:
+            return True
+        if wanted and wanted in {p.text.strip() for p in chunking.plan(body).parts} | {body.strip()}:
+            return True
+    return False

@@ -1,0 +1,79 @@
+"""Publishing inbound messages to the workers, by task name: the listener's only link to Celery.
+
+A small Celery app of its own (no task modules, no database): one ``command.handle`` per message on the
+shared queue, with a task id derived from the idempotency key so Flower shows one entry per message and a
+re-publish is recognisably the same message. It also reads the workers' acknowledgements
+(:mod:`claude_signal.wire.inbox_acks`) from the same Redis, so the listener learns what the inbox holds without
+touching the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+from claude_signal.wire import inbox_acks
+from claude_signal.wire.broker_redis import client
+from claude_signal.wire.inbound import COMMAND_TASK, InboundMessage, task_id_for
+from claude_signal.wire.kombu_patches import reuse_redis_clients
+from claude_signal.wire.queues import SHARED_QUEUE
+from claude_signal.wire.signing import HEADER, digest
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not take the message; it stays in the spool."""
+
+
+class InboundPublisher:
+    def __init__(self, broker_url: str, *, key: bytes | None = None, connect_timeout: float = 3.0,
+                 events: bool = True) -> None:
+        self.key = key  # the installation key that signs each message; workers drop unsigned ones
+        self.broker_url = broker_url
+        self.connect_timeout = connect_timeout
+        reuse_redis_clients()
+        self.app = Celery("claude-signal-listener", broker=broker_url, set_as_current=False)
+        self.app.conf.update(
+            task_send_sent_event=events,  # Flower shows a message from the moment it is queued
+            broker_connection_timeout=connect_timeout,
+            broker_connection_retry_on_startup=False,
+            # One connection attempt per publish: kombu's own retries (2 s, then 4 s) would hold the forwarder's
+            # loop for 6 s per try during an outage, and that loop retries on a shorter, bounded back-off.
+            broker_transport_options={"socket_connect_timeout": connect_timeout, "socket_timeout": 10,
+                                      "max_retries": 0},
+        )
+
+    def publish(self, message: InboundMessage | dict[str, Any]) -> None:
+        record = message.model_dump(mode="json") if isinstance(message, InboundMessage) else message
+        task_id = task_id_for(record["key"])
+        headers = {HEADER: digest(self.key, COMMAND_TASK, task_id, [record], {})} if self.key else {}
+        try:
+            # Flower shows the message by its key and kind: the text stays out of task events, and
+            # Celery's own rendering of the whole message would cost more than the rest of the publish.
+            self.app.send_task(COMMAND_TASK, args=[record], task_id=task_id, queue=SHARED_QUEUE,
+                               routing_key=SHARED_QUEUE, retry=False, headers=headers,
+                               argsrepr=f"[{record['key']!r}, {record.get('kind', 'message')!r}]", kwargsrepr="{}")
+        except (OperationalError, ConnectionError, OSError) as error:
+            raise BrokerUnavailable(str(error)) from error
+
+    def acknowledged(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` the workers have recorded in the inbox."""
+        if not keys:
+            return set()
+        try:
+            return inbox_acks.acknowledged(client(self.broker_url, timeout=self.connect_timeout), keys)
+        except (redis.RedisError, OSError) as error:
+            raise BrokerUnavailable(str(error)) from error
+
+    def broker_run(self) -> str | None:
+        """The broker's run id: it changes when Redis restarts, and with it maybe every copy it held."""
+        try:
+            return str(client(self.broker_url, timeout=self.connect_timeout).info("server").get("run_id"))
+        except (redis.RedisError, OSError) as error:
+            raise BrokerUnavailable(str(error)) from error
+
+    def close(self) -> None:
+        self.app.close()

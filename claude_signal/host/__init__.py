@@ -1,0 +1,1 @@
+"""Host-local concerns: project paths under the roots, process groups, the machine's time zone."""

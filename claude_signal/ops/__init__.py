@@ -1,0 +1,1 @@
+"""Operations: the command line, the supervisor, the embedded Redis, beat."""

@@ -1,0 +1,1 @@
+"""Celery integration: worker signals and bootsteps, the task context, kombu patches."""
