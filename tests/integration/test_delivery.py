@@ -141,6 +141,7 @@ def test_a_reply_posted_by_its_handler_arrives_once_whenever_the_worker_dies(sys
     assert outbox_rows(system, msg.key) == [OutboxStatus.SENDING]  # claimed by its handler, not outbox.send
     workers = system.worker("w2")
     system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=40)
+    wait_until(lambda: outbox_rows(system, msg.key) == [OutboxStatus.SENT], message="its sender done with it")
 
     redis_pid = system.redis.proc.pid  # type: ignore[union-attr]
     system.signal.intercept_next_send(lambda body: os.kill(redis_pid, signal.SIGSTOP))  # it lands; the ack hangs
