@@ -80,8 +80,11 @@ def test_kills_under_load_lose_and_repeat_nothing(system: System) -> None:
             print(f"at message {index}: {faults.strike(strikes[index])}")
     faults.heal()
     sending = time.monotonic() - began
-    wait_until(lambda: _all_in(system, len(plan)) and settled(system), timeout=300, interval=1,
-               message="every message handled, every reply sent")
+    try:
+        wait_until(lambda: _all_in(system, len(plan)) and settled(system), timeout=300, interval=1,
+                   message="every message handled, every reply sent")
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}; {_unsettled(system, len(plan))}") from None
     print(f"{len(plan)} messages sent in {sending:.0f}s, all handled and answered after "
           f"{time.monotonic() - began:.0f}s")
 
@@ -135,6 +138,17 @@ def _one_post_per_reply(posts: list[dict], claims: dict[int, int]) -> tuple[list
     repeats = [post for post in posts if post["_timestamp"] not in claims]
     assert all(what(post) in reclaimed for post in repeats), [what(post) for post in repeats]
     return [post for post in posts if post["_timestamp"] in claims], [what(post)[1][:60] for post in repeats]
+
+
+def _unsettled(system: System, planned: int) -> str:
+    """What keeps the system from settling, for the failure message."""
+    with unit_of_work(system.engine) as db:
+        inbox = Counter(str(s) for s in db.execute(select(Inbox.status)).scalars())
+        unsent = Counter(str(s) for s in db.execute(select(Outbox.status).where(Outbox.status != "SENT")).scalars())
+        turns = Counter(str(s) for s in db.execute(select(Turn.status)).scalars())
+        waiting = db.execute(select(Inbox.key, Inbox.text).where(Inbox.status != "HANDLED").limit(5)).all()
+    return (f"inbox {sum(inbox.values())} of {planned} ({dict(inbox)}), unsent replies {dict(unsent)}, "
+            f"turns {dict(turns)}, first unhandled {waiting}")
 
 
 def _all_in(system: System, count: int) -> bool:
