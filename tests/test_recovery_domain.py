@@ -20,18 +20,9 @@ from claude_signal.core.liveness import Identity
 from claude_signal.core.send_lanes import RECOVERY, exclusive
 from claude_signal.db.clock import db_now
 from claude_signal.db.engine import unit_of_work
-from claude_signal.db.models import (
-    Approval,
-    ApprovalStatus,
-    Outbox,
-    Session,
-    SessionStatus,
-    Transition,
-    Turn,
-    TurnStatus,
-    utcnow,
-)
+from claude_signal.db.models import Approval, Outbox, Session, Transition, Turn, utcnow
 from claude_signal.host.process_groups import start_ticks
+from claude_signal.rules.states import ApprovalStatus, SessionStatus, TurnStatus
 from tests.harness import RedisServer
 
 ME = Identity("w1@hosta", "hosta", "inc-1", plane="turns", slots=8)

@@ -46,10 +46,12 @@ def pending_for(engine: Engine, m: InboundMessage, seconds: float) -> None:
         row.received_at = row.received_at - timedelta(seconds=seconds)
 
 
-def sweep(engine: Engine, settings: Settings) -> stranded.Refused:
+def sweep(engine: Engine, settings: Settings, asked: list[str] | None = None) -> stranded.Refused:
+    """One sweep's refusals; ``asked`` collects the tasks it asked to wake after its commit."""
     with unit_of_work(engine) as db:
         refused = stranded.refuse_stranded(db, lease_ttl=settings.lease_ttl, task_id="sweep")
-        sweep.asked = list(pending(db))  # type: ignore[attr-defined]  # the wake-ups it asked for
+        if asked is not None:
+            asked.extend(w.task for w in pending(db))
     return refused
 
 
@@ -79,8 +81,9 @@ def test_a_start_whose_host_vanished_is_refused_once_and_the_prompt_behind_it_to
     assert sweep(engine, settings).keys == []  # waited long, but the host is online: it will take it
     hostb_silent_for(engine, settings.lease_ttl + 1)
 
-    refused = sweep(engine, settings)
-    assert refused.keys == [start.key] and [w.task for w in sweep.asked] == [OUTBOX_SEND]  # type: ignore[attr-defined]
+    asked: list[str] = []
+    refused = sweep(engine, settings, asked)
+    assert refused.keys == [start.key] and asked == [OUTBOX_SEND]
     assert sweep(engine, settings).keys == []  # once
     (text,) = replies_to(engine, start)
     assert text.startswith("Host 'hostb' is offline (last seen ")

@@ -17,14 +17,10 @@ from sqlalchemy.orm import Session as DB
 from claude_signal.config import Settings
 from claude_signal.core import outbox
 from claude_signal.core.wakeups import wake_sender
-from claude_signal.db.models import (
-    Conversation,
-    Session,
-    SessionStatus,
-    utcnow,
-)
+from claude_signal.db.models import Conversation, Session, utcnow
 from claude_signal.db.upsert import insert_or_ignore
 from claude_signal.rules import replies
+from claude_signal.rules.states import SessionStatus
 from claude_signal.wire.inbound import InboundMessage
 
 

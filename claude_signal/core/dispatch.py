@@ -18,13 +18,10 @@ from claude_signal.core.inbox import is_authorized, mark_handled, record
 from claude_signal.core.lifecycle import InvalidTransition
 from claude_signal.core.session_commands import hosts, list_sessions, prompt, resume, start, status, stop
 from claude_signal.core.wakeups import Wakeups, pending, wake_sender
-from claude_signal.db.models import (
-    InboxStatus,
-    SessionStatus,
-)
 from claude_signal.rules import commands as c
 from claude_signal.rules import replies
 from claude_signal.rules.schedule_commands import ScheduleCommand
+from claude_signal.rules.states import InboxStatus, SessionStatus
 from claude_signal.wire.inbound import InboundMessage
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,9 @@ from sqlalchemy import Executable, Row, bindparam, select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.config import Settings
-from claude_signal.db.models import (
-    Inbox,
-    InboxStatus,
-    utcnow,
-)
+from claude_signal.db.models import Inbox, utcnow
 from claude_signal.db.upsert import insert_or_ignore_returning
+from claude_signal.rules.states import InboxStatus
 from claude_signal.wire import senders
 from claude_signal.wire.inbound import InboundMessage
 

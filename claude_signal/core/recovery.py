@@ -29,19 +29,10 @@ from claude_signal.core.send_lanes import RECOVERY, Lane, exclusive
 from claude_signal.core.unit_of_work import TaskContext
 from claude_signal.core.wakeups import wake_sender
 from claude_signal.db.clock import db_now
-from claude_signal.db.models import (
-    Approval,
-    ApprovalStatus,
-    Outbox,
-    OutboxStatus,
-    Session,
-    SessionStatus,
-    Turn,
-    TurnStatus,
-    utcnow,
-)
+from claude_signal.db.models import Approval, Outbox, Session, Turn, utcnow
 from claude_signal.host.process_groups import kill_recorded_group
 from claude_signal.rules import replies
+from claude_signal.rules.states import ApprovalStatus, OutboxStatus, SessionStatus, TurnStatus
 
 log = logging.getLogger(__name__)
 

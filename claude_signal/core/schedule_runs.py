@@ -18,19 +18,11 @@ from claude_signal.config import Settings
 from claude_signal.core import outbox
 from claude_signal.core.schedules import clock
 from claude_signal.core.wakeups import Wakeup, Wakeups, next_turn, pending, wake, wake_sender
-from claude_signal.db.models import (
-    Schedule,
-    ScheduleRun,
-    ScheduleStatus,
-    Session,
-    SessionStatus,
-    Turn,
-    TurnStatus,
-    utcnow,
-)
+from claude_signal.db.models import Schedule, ScheduleRun, Session, Turn, utcnow
 from claude_signal.host.timezone import zone
 from claude_signal.rules import schedule_replies as say
 from claude_signal.rules import schedule_times as rules
+from claude_signal.rules.states import ScheduleStatus, SessionStatus, TurnStatus
 from claude_signal.wire.queues import SHARED_QUEUE
 
 SCHEDULES_TICK = "schedules.tick"

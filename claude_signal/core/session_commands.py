@@ -28,18 +28,11 @@ from claude_signal.core.conversation import (
 from claude_signal.core.lifecycle import InvalidTransition, transition
 from claude_signal.core.liveness import host_state, host_states
 from claude_signal.core.wakeups import Wakeup, next_turn, wake
-from claude_signal.db.models import (
-    Approval,
-    ApprovalStatus,
-    Session,
-    SessionStatus,
-    Turn,
-    TurnStatus,
-    utcnow,
-)
+from claude_signal.db.models import Approval, Session, Turn, utcnow
 from claude_signal.rules import commands as c
 from claude_signal.rules import replies
 from claude_signal.rules.ids import new_claude_session_id, new_session_id
+from claude_signal.rules.states import ApprovalStatus, SessionStatus, TurnStatus
 from claude_signal.wire.inbound import InboundMessage
 from claude_signal.wire.queues import SESSION_RESUME, SESSION_START, host_queue
 

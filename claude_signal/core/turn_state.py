@@ -20,17 +20,10 @@ from claude_signal.core import outbox
 from claude_signal.core.liveness import Identity
 from claude_signal.core.wakeups import Wakeups, next_turn, pending, wake, wake_sender
 from claude_signal.db.clock import db_now
-from claude_signal.db.models import (
-    Approval,
-    ApprovalStatus,
-    Session,
-    SessionStatus,
-    Turn,
-    TurnStatus,
-    utcnow,
-)
+from claude_signal.db.models import Approval, Session, Turn, utcnow
 from claude_signal.rules import replies
 from claude_signal.rules.ids import new_approval_id
+from claude_signal.rules.states import ApprovalStatus, SessionStatus, TurnStatus
 
 
 @dataclass(frozen=True)
