@@ -173,3 +173,19 @@ def test_an_unknown_model_says_how_to_pick_another(tmp_path: Path, env: dict[str
     assert outcome.status == "failed" and outcome.result is not None
     assert result_error_text(outcome.result).startswith("Claude does not know the model this session asks for. "
                                                         "/model <name> picks another")
+
+
+@pytest.mark.parametrize(("status", "text", "expected"), [
+    (529, "API Error: 529 Overloaded. If it persists, check your inference gateway (127.0.0.1:42947).",
+     "Anthropic's servers are overloaded"),
+    (None, "API Error: Repeated 529 Overloaded errors · check status.anthropic.com",
+     "Anthropic's servers are overloaded"),
+    (None, "Request rejected (429) · gateway 127.0.0.1:5290", "Claude's usage limit is reached"),
+    (None, "You've hit your session limit · resets 5pm", "Claude's usage limit is reached"),
+    (None, "API Error: 500 internal error at 10.0.0.1:4290", "Claude stopped with an error: API Error: 500"),
+])
+def test_api_errors_are_told_apart_by_status_not_by_digits_in_an_address(
+        status: int | None, text: str, expected: str) -> None:
+    """A gateway port like 42947 once turned an overload into "usage limit reached" (CI, seeded port)."""
+    result = p.Result("success", True, text, "s", 0.0, 10, 1, api_error_status=status, terminal_reason="api_error")
+    assert result_error_text(result).startswith(expected)

@@ -74,3 +74,12 @@ def test_tool_result_images_are_kept_apart_from_its_text() -> None:
     first, second = p.parse_line(line)
     assert first == p.ToolResult("toolu_1", "a chart", False, (p.Image("image/png", "iVBORw0K"),))
     assert second == p.ToolResult("toolu_2", "plain", False, ())
+
+
+def test_the_clis_own_error_notice_is_not_a_reply() -> None:
+    """2.1.x writes an API failure as an assistant message of model ``<synthetic>`` before the result;
+    the result's plain-language text is what reaches the phone, not the raw notice with its gateway address."""
+    notice = json.dumps({"type": "assistant", "message": {"id": "m", "model": "<synthetic>", "content": [
+        {"type": "text", "text": "API Error: 529 Overloaded. If it persists, check your inference gateway "
+                                 "(127.0.0.1:42947)."}]}, "error": "overloaded"})
+    assert p.parse_line(notice) == []

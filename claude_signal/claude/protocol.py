@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_MAX_LINE = 8 * 1024 * 1024
+SYNTHETIC_MODEL = "<synthetic>"  # marks an assistant message the CLI wrote itself, not the model
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,8 @@ def parse_message(obj: dict[str, Any]) -> list[Event]:
 
 def _assistant(obj: dict[str, Any]) -> list[Event]:
     message = obj.get("message") or {}
+    if message.get("model") == SYNTHETIC_MODEL:
+        return []  # the CLI's own notice of an API error: the ``result`` that follows says it in plain words
     events: list[Event] = []
     for block in message.get("content") or []:
         if not isinstance(block, dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from claude_signal.claude.protocol import Result
@@ -53,12 +54,21 @@ def result_error_text(result: Result) -> str:
         return "Claude reached its limit of steps for one message. Send a follow-up to let it continue."
     if result.subtype == "error_max_budget_usd":
         return "Claude reached the spending limit for this message. Send a follow-up if you want it to go on."
-    if "session limit" in low or "usage limit" in low or "429" in low or "rate limit" in low:
+    overloaded = "Anthropic's servers are overloaded right now. Send your message again in a few minutes."
+    if result.api_error_status == 529:
+        return overloaded
+    if (result.api_error_status == 429 or "session limit" in low or "usage limit" in low or "rate limit" in low
+            or _status_in(429, low)):
         return "Claude's usage limit is reached for now. Try again later; /status shows the session."
-    if "overloaded" in low or "529" in low:
-        return "Anthropic's servers are overloaded right now. Send your message again in a few minutes."
+    if "overloaded" in low or _status_in(529, low):
+        return overloaded
     first = detail.splitlines()[0] if detail else "unknown error"
     return f"Claude stopped with an error: {_clip(first, 200)}. Send your message again, or /status."
+
+
+def _status_in(status: int, text: str) -> bool:
+    """An HTTP status named as such ("(429)", "529 Overloaded"), not digits inside a port or an id."""
+    return re.search(rf"(?<![\w:.]){status}(?![\w.:])", text) is not None
 
 
 def format_cost_line(duration_ms: int, cost_usd: float) -> str:

@@ -137,6 +137,7 @@ def test_failure_scenarios_reply_in_plain_language(system: System, scenario: str
     system.publisher.send("hello")
     (text,) = system.wait_reply(lambda t: t.startswith(expected))
     assert "{" not in text and "Traceback" not in text
+    assert not [r for r in system.replies() if r.startswith("API Error")], "the CLI's raw notice reached the phone"
     system.publisher.send("/status")  # the session is still usable
     system.wait_reply(lambda t: session.id in t and t.startswith("Session"))
 
