@@ -17,7 +17,11 @@ app = Celery("claude_signal", include=TASK_MODULES, task_cls="claude_signal.wire
 app.config_from_object("celeryconfig")
 
 from claude_signal.wire import inbox_acks, signing  # noqa: E402
-from claude_signal.wire.kombu_patches import reuse_redis_clients, survive_broker_restart  # noqa: E402
+from claude_signal.wire.kombu_patches import (  # noqa: E402
+    never_block_on_a_gone_subscription,
+    reuse_redis_clients,
+    survive_broker_restart,
+)
 from claude_signal.worker import context  # noqa: E402
 from claude_signal.worker import signals as worker_hooks  # noqa: E402  (connect the worker signals)
 
@@ -26,4 +30,5 @@ worker_hooks.install(app)
 inbox_acks.install(app)
 signing.sign_everything_published()
 survive_broker_restart()
+never_block_on_a_gone_subscription()
 reuse_redis_clients()
