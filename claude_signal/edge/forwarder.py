@@ -200,8 +200,7 @@ class Forwarder:
     def _settle(self) -> None:
         """Forget what the inbox has, re-publish what is overdue, move the journal's cursor."""
         if self._flights:
-            acknowledged = self.publisher.acknowledged(list(self._flights))
-            run = self.publisher.broker_run()
+            acknowledged, run = self.publisher.acknowledged(list(self._flights))
             now = time.monotonic()
             for key in acknowledged:
                 self._consumed_before = max(self._consumed_before, self._flights.pop(key).first)

@@ -59,19 +59,10 @@ class InboundPublisher:
         except (OperationalError, ConnectionError, OSError) as error:
             raise BrokerUnavailable(str(error)) from error
 
-    def acknowledged(self, keys: Sequence[str]) -> set[str]:
-        """Which of ``keys`` the workers have recorded in the inbox."""
-        if not keys:
-            return set()
+    def acknowledged(self, keys: Sequence[str]) -> tuple[set[str], str | None]:
+        """Which of ``keys`` the workers have recorded in the inbox, and the broker's run id."""
         try:
             return inbox_acks.acknowledged(client(self.broker_url, timeout=self.connect_timeout), keys)
-        except (redis.RedisError, OSError) as error:
-            raise BrokerUnavailable(str(error)) from error
-
-    def broker_run(self) -> str | None:
-        """The broker's run id: it changes when Redis restarts, and with it maybe every copy it held."""
-        try:
-            return str(client(self.broker_url, timeout=self.connect_timeout).info("server").get("run_id"))
         except (redis.RedisError, OSError) as error:
             raise BrokerUnavailable(str(error)) from error
 

@@ -31,12 +31,16 @@ def mark(broker: redis.Redis, key: str) -> None:
     broker.set(PREFIX + key, b"1", ex=TTL_SECONDS)
 
 
-def acknowledged(broker: redis.Redis, keys: Sequence[str]) -> set[str]:
-    """Those of ``keys`` the inbox holds (one round trip)."""
+def acknowledged(broker: redis.Redis, keys: Sequence[str]) -> tuple[set[str], str | None]:
+    """Those of ``keys`` the inbox holds, and the broker's run id (it changes when Redis restarts, and with it
+    maybe every copy the broker held): one round trip for both."""
     pipe = broker.pipeline(transaction=False)
     for key in keys:
         pipe.exists(PREFIX + key)
-    return {key for key, found in zip(keys, pipe.execute(), strict=True) if found}
+    pipe.info("server")
+    *found, server = pipe.execute()
+    run = server.get("run_id") if isinstance(server, dict) else None
+    return {key for key, held in zip(keys, found, strict=True) if held}, None if run is None else str(run)
 
 
 def install(app: Celery) -> None:
