@@ -63,6 +63,7 @@ class Faults:
         wait_until(lambda: any(f"queued {key} " in listener.log() for listener in listeners), timeout=60,
                    message=f"the listener to journal {key}")
 
+    def heal(self) -> None:
         """Every process running again (a kill may have left one down)."""
         for plane in self.workers.planes:
             if plane.proc is None or plane.proc.poll() is not None:
