@@ -279,6 +279,10 @@ def test_approve_all_can_be_undone_and_status_shows_it(engine: Engine, settings:
     say("/mode plan")  # a new mode starts afresh: /approve all does not carry over
     status = say("/status")
     assert "Permission mode: plan" in status and "every tool approved" not in status
+    assert "Model: Claude Code's default · tool lines: each shown (/quiet on folds them)" in status
+    say("/model opus")
+    say("/quiet on")
+    assert "Model: opus · tool lines: folded into one line (/quiet off shows each)" in say("/status")
 
 
 def test_racing_host_steps_start_once(engine: Engine, settings: Settings, project_root: Path) -> None:

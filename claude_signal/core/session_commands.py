@@ -139,7 +139,8 @@ def status(db: DB, msg: InboundMessage, ctx: Context) -> str:
     return replies.status(view(session, current=True), running=running and replies.clip(running, 80),
                           queued=queued, pending_approvals=pending, mode=session.permission_mode,
                           approve_all=session.approve_all, slot_wait=wait,
-                          next_scheduled=next_run_line(db, session.id, ctx.settings))
+                          next_scheduled=next_run_line(db, session.id, ctx.settings), model=session.model,
+                          quiet=session.quiet)
 
 
 @cache

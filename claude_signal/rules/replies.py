@@ -168,12 +168,15 @@ def session_list(views: Sequence[SessionView], *, include_ended: bool) -> str:
 
 def status(view: SessionView | None, *, running: str | None, queued: int, pending_approvals: int,
            mode: str = "default", approve_all: bool = False, slot_wait: str | None = None,
-           next_scheduled: str | None = None) -> str:
+           next_scheduled: str | None = None, model: str | None = None, quiet: bool = False) -> str:
     if view is None:
         return no_current_session()
+    model = model or "Claude Code's default"
     lines = [f"Session {view.id}: {view.status.lower()} on {view.host} in {view.project_path}",
              f"{plural(view.turn_count, 'turn')}, ${view.cost_usd:.4f} so far",
-             f"Permission mode: {mode}" + (" · every tool approved (/approve none undoes it)" if approve_all else "")]
+             f"Permission mode: {mode}" + (" · every tool approved (/approve none undoes it)" if approve_all else ""),
+             f"Model: {model} · tool lines: "
+             + ("folded into one line (/quiet off shows each)" if quiet else "each shown (/quiet on folds them)")]
     if running:
         lines.append(f"Running: {running}")
     if queued:
