@@ -156,7 +156,7 @@ def _refuse(turn: turns.ClaimedTurn, ctx: TaskContext, why: str) -> None:
     """End a turn that may not run (the daily budget is spent) with one message saying why."""
     with ctx.transaction() as db:
         turns.say(db, turn, "final", why)
-        turns.finish(db, turn, turns.TurnResult(TurnStatus.CANCELLED, "daily budget reached"))
+        turns.finish(db, turn, turns.TurnResult(TurnStatus.CANCELLED, "daily budget reached", reached_claude=False))
 
 
 def _fail(turn: turns.ClaimedTurn, ctx: TaskContext) -> None:

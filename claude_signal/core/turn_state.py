@@ -174,6 +174,7 @@ class TurnResult:
     cost_usd: float | None = None
     duration_ms: int | None = None
     answer: str | None = None  # what Claude said and did, for /export
+    reached_claude: bool = True  # False for a turn refused before it ran (the budget): not one of the session's
 
 
 def finish(db: DB, turn: ClaimedTurn, result: TurnResult) -> Wakeups:
@@ -191,7 +192,7 @@ def finish(db: DB, turn: ClaimedTurn, result: TurnResult) -> Wakeups:
     cancel_pending_approvals(db, [turn.turn_id], "turn ended")
     if closed:
         db.execute(update(Session).where(Session.id == turn.session_id)
-                   .values(turn_count=Session.turn_count + 1,
+                   .values(turn_count=Session.turn_count + (1 if result.reached_claude else 0),
                            cost_usd=Session.cost_usd + (result.cost_usd or 0.0), updated_at=utcnow())
                    .execution_options(synchronize_session=False))
         session = db.get(Session, turn.session_id)

@@ -126,5 +126,6 @@ def test_a_lone_picture_goes_alone_after_the_wait_and_a_spent_budget_refuses_new
     system.signal.direct(ALICE, "hello again")  # the first turn cost $0.0123, more than the day's $0.01
     system.wait_reply(lambda t: t.startswith("Not sent to Claude: today's budget of $0.01 is spent ($0.0123"))
     system.signal.direct(ALICE, "/cost")
-    system.wait_reply(lambda t: "Daily budget: $0.01, $0.0000 left today" in t)
+    (cost,) = system.wait_reply(lambda t: "Daily budget: $0.01, $0.0000 left today" in t)
+    assert "$0.0123 over 1 turn\n" in cost, cost  # the refused message was never a turn of Claude's
     assert not [t for t in system.replies() if "hello again" in t]
