@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from claude_signal.edge.forwarder import Chain
 from claude_signal.edge.journal import Spool
 from claude_signal.edge.listener import Forwarder
 from claude_signal.edge.publisher import BrokerUnavailable, InboundPublisher
@@ -157,6 +158,25 @@ def test_a_full_disk_does_not_lose_the_message(tmp_path: Path) -> None:
 def published(redis: RedisServer) -> list[dict]:  # type: ignore[type-arg]
     bodies = [json.loads(m) for m in reversed(redis.client().lrange("shared", 0, -1))]
     return [json.loads(base64.b64decode(b["body"]))[0][0] for b in bodies]
+
+
+def test_the_chain_is_rebuilt_from_the_journal_after_a_crash_and_written_only_to_empty_it(tmp_path: Path) -> None:
+    """The conversations' last messages are not written per message: a listener killed with records in its
+    journal rebuilds them from the journal; the map's file is written when the journal is about to empty."""
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        with forwarding(tmp_path, redis=redis) as (forwarder, _):
+            chain_file = forwarder._chain.path
+            assert forwarder.submit(message(1)) and forwarder.submit(message(2, conversation="group.x"))
+            wait_until(lambda: len(queued_keys(redis)) == 2)
+            assert not chain_file.exists()  # nothing acknowledged yet: the journal holds both
+            assert Chain(forwarder.spool).last == {"alice": "alice:1001", "group.x": "alice:1002"}  # a restart
+            for n in (1, 2):
+                inbox_acks.mark(redis.client(), f"alice:{1000 + n}")
+            wait_until(lambda: forwarder.spool.size() == 0, message="the journal to empty")
+            assert json.loads(chain_file.read_text()) == {"alice": "alice:1001", "group.x": "alice:1002"}
+    finally:
+        redis.stop()
 
 
 def test_a_lone_surrogate_is_repaired_and_keeps_the_chain(tmp_path: Path) -> None:

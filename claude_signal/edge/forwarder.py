@@ -35,11 +35,15 @@ from claude_signal.wire.inbound import InboundMessage
 class Chain:
     """The last message read in each conversation, kept beside the journal so it outlives a restart: the
     first message after one still names its predecessor, and cannot overtake one that was read before the
-    restart but has not been handled yet (lost in the broker, waiting for its own predecessor)."""
+    restart but has not been handled yet (lost in the broker, waiting for its own predecessor).
+
+    A restart rebuilds the map from its file and every record still in the journal, so the file is written
+    only when the journal is about to be emptied (:meth:`save`), not for every message."""
 
     def __init__(self, spool: Spool) -> None:
         self.path = spool.path.with_name(spool.path.name + ".chain")
         self.last: dict[str, str] = {}
+        self._lock = threading.Lock()  # the listener advances it while the forwarder saves it
         with contextlib.suppress(FileNotFoundError, ValueError):
             loaded = json.loads(self.path.read_text())
             self.last = {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
@@ -48,13 +52,19 @@ class Chain:
                 self.last[record["conversation"]] = record["key"]
 
     def advance(self, conversation: str, key: str) -> None:
-        self.last[conversation] = key
+        with self._lock:
+            self.last[conversation] = key
+
+    def save(self) -> None:
+        with self._lock:
+            text = json.dumps(self.last)
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
-            tmp.write_text(json.dumps(self.last))
+            tmp.write_text(text)
             os.replace(tmp, self.path)
         except OSError as error:  # the journal itself still orders this run; only a restart would forget
             log.warning("cannot keep the conversations' last messages in %s: %s", self.path, error)
+
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +138,14 @@ class Forwarder:
         self._recent[msg.key] = None
         if len(self._recent) > RECENT_KEYS:
             self._recent.popitem(last=False)
+        if msg.kind != "reaction":  # before the journal has it, so a save before emptying the journal has it too
+            self._chain.advance(msg.conversation, msg.key)
         try:
             self.spool.append(line)
         except OSError as error:  # a full or broken disk: keep it in memory rather than drop it
             log.error("cannot journal %s (%s); holding it in memory until the inbox has it", msg.key, error)
             with self._lock:
                 self._unjournaled.append(record)
-        if msg.kind != "reaction":
-            self._chain.advance(msg.conversation, msg.key)
         self._wake.set()
         return True
 
@@ -216,6 +226,8 @@ class Forwarder:
         open_starts = [f.start for f in self._flights.values() if f.start is not None]
         cursor = min(open_starts, default=self._read)
         if cursor != self._committed:  # one cursor write per change, not per pass
+            if cursor >= self.spool.size():  # the journal will be emptied: the chain's file must hold it all
+                self._chain.save()
             stored = self.spool.commit(cursor)
             if stored != cursor:  # emptied: everything read was acknowledged
                 self._read = stored

@@ -107,6 +107,10 @@ class Spool:
             os.replace(tmp, self.cursor_path)
             return offset
 
+    def size(self) -> int:
+        """The journal's length in bytes: a cursor there means everything in it was acknowledged."""
+        return self.path.stat().st_size
+
     def backlog(self) -> int:
         """How many records the inbox has not acknowledged yet."""
         return sum(1 for _ in self.pending())
