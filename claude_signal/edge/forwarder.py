@@ -10,9 +10,11 @@ goes again every ``republish_after``. Without such evidence (the workers are awa
 that the copies would only lengthen) the wait doubles up to ``MAX_REPUBLISH_FACTOR`` times the bound. A
 broker that restarted (its run id changed) may have lost every copy it held: each record in flight is
 published again at once. The inbox makes every extra copy a no-op. While records are in flight the thread
-looks for acknowledgements every ``check_every`` seconds (one pipelined round trip); with nothing in
-flight it sleeps until a message arrives. A broker outage holds the loop for at most ``max_backoff``
-seconds between attempts, so messages move within seconds of the broker's return.
+looks for acknowledgements every ``check_every`` seconds (one pipelined round trip), and at most every
+``SETTLE_EVERY`` seconds however fast messages arrive (a look asks about every record in flight, so one per
+message would cost quadratically in a burst); with nothing in flight it sleeps until a message arrives.
+A broker outage holds the loop for at most ``max_backoff`` seconds between attempts, so messages move
+within seconds of the broker's return.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Chain:
 log = logging.getLogger(__name__)
 
 RECENT_KEYS = 2048
+SETTLE_EVERY = 0.2  # seconds between two looks at the acknowledgements, at most one per this
 MAX_REPUBLISH_FACTOR = 16
 
 
@@ -93,6 +96,8 @@ class Forwarder:
         self.max_backoff = max_backoff
         self.republish_after = republish_after
         self.check_every = min(check_every, republish_after)
+        self.settle_every = min(SETTLE_EVERY, self.check_every)
+        self._settled_at = float("-inf")
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="forwarder", daemon=True)
@@ -169,7 +174,12 @@ class Forwarder:
         while True:
             try:
                 count = self._publish_new()
-                self._settle()
+                now = time.monotonic()
+                # the broker's run id must be known before a copy can be lost to its restart
+                if (final or outage_logged or self._broker_run is None
+                        or now - self._settled_at >= self.settle_every):
+                    self._settle()
+                    self._settled_at = now
             except BrokerUnavailable as error:
                 if not outage_logged:
                     log.warning("broker unreachable (%s); %d message(s) kept in %s until it is back",
