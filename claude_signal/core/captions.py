@@ -7,8 +7,9 @@ picture, or the end of the wait (``CLAUDE_SIGNAL_CAPTION_WAIT``) lets it go to C
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import select, update
+from sqlalchemy import Executable, bindparam, select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.core.attachments_in import is_image
@@ -57,10 +58,16 @@ def release(db: DB, session: Session | None) -> None:
     """Let a held picture go to Claude without a caption (a command or another picture came instead)."""
     if session is None:
         return
-    released = db.execute(update(Turn).where(*_held(session.id)).values(hold_until=None)
-                          .execution_options(synchronize_session=False)).rowcount
-    if released:
+    if db.connection().execute(_release(), {"s": session.id}).rowcount:
         wake(db, next_turn(session.id, session.host))
+
+
+@cache
+def _release() -> Executable:
+    """Built once, on the table: every command runs it, and almost always it changes nothing."""
+    turn = Turn.__table__
+    return (update(turn).where(turn.c.session_id == bindparam("s"), turn.c.status == TurnStatus.QUEUED,
+                               turn.c.hold_until.is_not(None)).values(hold_until=None))
 
 
 def waiting_note(wait: float) -> str:

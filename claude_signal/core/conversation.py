@@ -66,8 +66,16 @@ def find_session(db: DB, msg: InboundMessage, ref: str) -> Session:
     return live[0] if len(matches) > 1 else matches[0]
 
 
+_CURRENT = "claude_signal.current_sessions"  # per transaction: conversation -> its current session
+
+
 def current_session(db: DB, conversation: str) -> Session | None:
-    return db.execute(_current_session(), {"c": conversation}).scalar_one_or_none()
+    """The session plain messages in ``conversation`` go to; asked once per transaction (a command asks it
+    more than once, and only :func:`set_current` changes the answer)."""
+    known: dict[str, Session | None] = db.info.setdefault(_CURRENT, {})
+    if conversation not in known:
+        known[conversation] = db.execute(_current_session(), {"c": conversation}).scalar_one_or_none()
+    return known[conversation]
 
 
 @cache
@@ -79,6 +87,7 @@ def _current_session() -> Executable:  # built once: most messages ask
 def set_current(db: DB, conversation: str, session_id: str) -> None:
     """Plain messages in ``conversation`` go to this session, and its answers come back there (a session
     resumed in a group answers in that group from then on)."""
+    db.info.get(_CURRENT, {}).pop(conversation, None)
     db.execute(update(Session).where(Session.id == session_id, Session.conversation != conversation)
                .values(conversation=conversation).execution_options(synchronize_session=False))
     if not insert_or_ignore(db, Conversation, {"id": conversation, "current_session_id": session_id,
