@@ -17,7 +17,8 @@ from typing import Any, Protocol
 from sqlalchemy import Executable, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session as DB
 
-from claude_signal.db.models import Outbox, utcnow
+from claude_signal.db.clock import tx_now
+from claude_signal.db.models import Outbox
 from claude_signal.db.upsert import insert_or_ignore_returning
 from claude_signal.rules import chunking
 from claude_signal.rules.states import OutboxStatus
@@ -62,7 +63,7 @@ def enqueue(
 ) -> int:
     """Add a reply unless one with this dedupe key exists; returns the row id either way. ``attachments``
     are files sent with it (:func:`claude_signal.rules.attachments_out.pack`)."""
-    now = utcnow()
+    now = tx_now(db)
     added = insert_or_ignore_returning(
         db, Outbox,
         {"dedupe_key": dedupe_key, "inbox_key": inbox_key, "recipient": recipient, "text": text,
@@ -115,7 +116,7 @@ def _params(now: datetime, hold: float, **extra: Any) -> dict[str, Any]:
 
 def claim(db: DB, outbox_id: int, now: datetime | None = None, hold: float = CLAIM_SECONDS) -> Outbox | None:
     """Take the row for sending if it is due and nobody holds it; None means someone else has it or it is done."""
-    return db.execute(_take("id", True), _params(now or utcnow(), hold, oid=outbox_id)).scalar_one_or_none()
+    return db.execute(_take("id", True), _params(now or tx_now(db), hold, oid=outbox_id)).scalar_one_or_none()
 
 
 def claim_to_send_here(db: DB, outbox_id: int, hold: float, now: datetime | None = None) -> Claimed | None:
@@ -123,7 +124,7 @@ def claim_to_send_here(db: DB, outbox_id: int, hold: float, now: datetime | None
     right after the commit, unless a reply to the same recipient is still ahead of it (order comes first:
     that one's sender sends this one after it). The claim commits with the reply, so a sender that dies
     before posting leaves a claim that lapses and the sweep hands the row to ``outbox.send``."""
-    return db.connection().execute(_take("here", False), _params(now or utcnow(), hold, oid=outbox_id)).first()
+    return db.connection().execute(_take("here", False), _params(now or tx_now(db), hold, oid=outbox_id)).first()
 
 
 def hand_back(db: DB, row: Claimed) -> None:
@@ -139,7 +140,7 @@ def renew_claim(db: DB, row: Claimed, hold: float, now: datetime | None = None) 
     return bool(db.execute(
         update(Outbox)
         .where(Outbox.id == row.id, Outbox.status == OutboxStatus.SENDING, Outbox.attempts == row.attempts)
-        .values(claimed_until=(now or utcnow()) + timedelta(seconds=hold))
+        .values(claimed_until=(now or tx_now(db)) + timedelta(seconds=hold))
         .execution_options(synchronize_session=False)
     ).rowcount)
 
@@ -155,7 +156,7 @@ def _mark_sent(fenced: bool) -> Executable:
 def mark_sent(db: DB, outbox_id: int, signal_timestamp: int | None, attempt: int | None = None) -> None:
     """The reply is out. With ``attempt`` (the claim's token) only the sender holding the claim marks it."""
     db.connection().execute(_mark_sent(attempt is not None),
-                            {"oid": outbox_id, "now": utcnow(), "ts": signal_timestamp, "attempt": attempt})
+                            {"oid": outbox_id, "now": tx_now(db), "ts": signal_timestamp, "attempt": attempt})
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def mark_failed_attempt(
     db: DB, row: Claimed, error: str, *, retryable: bool, max_age: float, retry_after: float | None = None
 ) -> RetryPlan:
     """Record a failed send; schedule another try unless the error is final or the reply is too old."""
-    now = utcnow()
+    now = tx_now(db)
     too_old = (now - row.created_at).total_seconds() > max_age
     if not retryable or too_old:
         db.execute(
@@ -188,7 +189,7 @@ def mark_failed_attempt(
 
 def overdue(db: DB, *, grace: float, limit: int = 200, now: datetime | None = None) -> list[int]:
     """Rows whose wake-up should have fired by now: the sweep sends them again."""
-    now = now or utcnow()
+    now = now or tx_now(db)
     cutoff = now - timedelta(seconds=grace)
     stmt = (
         select(Outbox.id)
@@ -217,7 +218,7 @@ def claim_next_for(db: DB, recipient: str, now: datetime | None = None, hold: fl
     A head row waiting out a backoff holds back the rows behind it: the failure (a rate limit, Signal down)
     would hit them too, and a phone should never see the second half of a story first.
     """
-    return db.execute(_take("head", True), _params(now or utcnow(), hold, to=recipient)).scalar_one_or_none()
+    return db.execute(_take("head", True), _params(now or tx_now(db), hold, to=recipient)).scalar_one_or_none()
 
 
 @cache
@@ -229,7 +230,7 @@ def _head() -> Executable:
 def due_head(db: DB, recipient: str, now: datetime | None = None) -> int | None:
     """The oldest unsent reply to ``recipient`` if it may be sent now: pending and out of its backoff, or
     held by a sender whose claim has lapsed. A sender leaving the lane looks once more with this."""
-    now = now or utcnow()
+    now = now or tx_now(db)
     head = db.connection().execute(_head(), {"recipient": recipient}).first()
     if head is None:
         return None
@@ -259,7 +260,7 @@ def is_own_send(db: DB, recipient: str, timestamp: int, text: str, *, window: fl
     signal-cli does not echo its own sends, but a second client of the same account would see them as
     sync transcripts; they must never become commands.
     """
-    since = utcnow() - timedelta(seconds=window)
+    since = tx_now(db) - timedelta(seconds=window)
     rows = db.execute(
         select(Outbox.signal_timestamp, Outbox.text)
         .where(Outbox.recipient == recipient, Outbox.created_at >= since,

@@ -28,7 +28,7 @@ from claude_signal.core.releases import release_successors
 from claude_signal.core.send_lanes import RECOVERY, Lane, exclusive
 from claude_signal.core.unit_of_work import TaskContext
 from claude_signal.core.wakeups import wake_sender
-from claude_signal.db.clock import db_now
+from claude_signal.db.clock import db_now, tx_now
 from claude_signal.db.models import Approval, Outbox, Session, Turn, utcnow
 from claude_signal.host.process_groups import kill_recorded_group
 from claude_signal.rules import replies
@@ -166,7 +166,7 @@ def _write(db: DB, by_conversation: dict[str, list[Paused]]) -> dict[str, tuple[
         return {}
     keys = {c: "recovery:" + hashlib.sha256(",".join(f"{p.session_id}@{p.version}" for p in items).encode())
             .hexdigest()[:32] for c, items in by_conversation.items()}
-    now = utcnow()
+    now = tx_now(db)  # replies are due by the database's clock (core/outbox)
     table = Outbox.__table__
     insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     db.connection().execute(insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]), [

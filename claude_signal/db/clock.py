@@ -21,3 +21,15 @@ def db_now(db: DB) -> datetime:
     raw = db.execute(text(_QUERIES.get(dialect, "SELECT CURRENT_TIMESTAMP"))).scalar_one()
     value = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_NOW = "claude_signal.transaction_now"
+
+
+def tx_now(db: DB) -> datetime:
+    """The database's now, read once per transaction: what one transaction writes and compares agrees,
+    and a worker whose clock is off neither holds back nor rushes what another machine wrote."""
+    now: datetime | None = db.info.get(_NOW)
+    if now is None:
+        now = db.info[_NOW] = db_now(db)
+    return now

@@ -173,10 +173,12 @@ def test_a_worker_with_a_skewed_clock_keeps_its_turns(system: System) -> None:
 
 def test_a_host_that_cannot_reach_signal_runs_turns_and_the_other_host_speaks(system: System) -> None:
     """hostb has no way to signal-cli-rest-api (SIGNAL_SENDER false, an address where nothing listens):
-    its turns run there, and their replies and typing indicators leave from hosta, next to Signal."""
+    its turns run there, and their replies and typing indicators leave from hosta, next to Signal. hosta's
+    clock runs a minute behind: a reply is due by the database's clock, so hostb's are sent at once (by
+    hosta's own clock they were a minute in the future, and waited for the sweep)."""
     system.env["CLAUDE_SIGNAL_DEFAULT_HOST"] = "hostb"
     system.scenario("", delay=2)  # "wait: …" takes 2 s, so "typing…" shows while it runs
-    system.worker("w1", "hosta")
+    system.worker("w1", "hosta", extra_env={**SKEWED, "SKEWED_CLOCK_SECONDS": "-60"})
     system.worker("w2", "hostb", extra_env={"CLAUDE_SIGNAL_SIGNAL_SENDER": "false",
                                             "CLAUDE_SIGNAL_SIGNAL_API": "http://127.0.0.1:9"})
     shop = group_session(system, "shop-remote")
