@@ -28,7 +28,7 @@ from claude_signal.core.releases import release_successors
 from claude_signal.core.send_lanes import RECOVERY, Lane, exclusive
 from claude_signal.core.unit_of_work import TaskContext
 from claude_signal.core.wakeups import wake_sender
-from claude_signal.db.clock import db_now, tx_now
+from claude_signal.db.clock import tx_now
 from claude_signal.db.models import Approval, Outbox, Session, Turn, utcnow
 from claude_signal.host.process_groups import kill_recorded_group
 from claude_signal.rules import replies
@@ -103,7 +103,7 @@ def interrupt_lapsed_turns(db: DB, *, task_id: str | None, limit: int = BATCH) -
     statements = _statements()
     finished = utcnow()
     conn = db.connection()
-    now = db_now(db)
+    now = tx_now(db)  # the notices written in this transaction use it too
     batch = list(conn.execute(statements["lapsed"], {"now": now, "limit": limit}).scalars())
     if not batch:
         return []

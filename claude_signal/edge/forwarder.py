@@ -220,7 +220,7 @@ class Forwarder:
     def _settle(self) -> None:
         """Forget what the inbox has, re-publish what is overdue, move the journal's cursor."""
         if self._flights:
-            acknowledged, run = self.publisher.acknowledged(list(self._flights))
+            acknowledged, run = self.publisher.acknowledged_and_broker_run(list(self._flights))
             now = time.monotonic()
             for key in acknowledged:
                 self._consumed_before = max(self._consumed_before, self._flights.pop(key).first)

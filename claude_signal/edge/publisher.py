@@ -59,10 +59,10 @@ class InboundPublisher:
         except (OperationalError, ConnectionError, OSError) as error:
             raise BrokerUnavailable(str(error)) from error
 
-    def acknowledged(self, keys: Sequence[str]) -> tuple[set[str], str | None]:
+    def acknowledged_and_broker_run(self, keys: Sequence[str]) -> tuple[set[str], str | None]:
         """Which of ``keys`` the workers have recorded in the inbox, and the broker's run id."""
         try:
-            return inbox_acks.acknowledged(client(self.broker_url, timeout=self.connect_timeout), keys)
+            return inbox_acks.acknowledged_and_broker_run(client(self.broker_url, timeout=self.connect_timeout), keys)
         except (redis.RedisError, OSError) as error:
             raise BrokerUnavailable(str(error)) from error
 

@@ -31,7 +31,7 @@ def mark(broker: redis.Redis, key: str) -> None:
     broker.set(PREFIX + key, b"1", ex=TTL_SECONDS)
 
 
-def acknowledged(broker: redis.Redis, keys: Sequence[str]) -> tuple[set[str], str | None]:
+def acknowledged_and_broker_run(broker: redis.Redis, keys: Sequence[str]) -> tuple[set[str], str | None]:
     """Those of ``keys`` the inbox holds, and the broker's run id (it changes when Redis restarts, and with it
     maybe every copy the broker held): one round trip for both."""
     pipe = broker.pipeline(transaction=False)
