@@ -3,6 +3,7 @@ that followed a failed /session start or resume never reaches another session.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,14 +11,16 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from claude_signal.config import Settings
-from claude_signal.core import conversation, inbox, ordering
+from claude_signal.core import conversation, inbox, intake, ordering, releases
 from claude_signal.core import session_start as hostops
 from claude_signal.core.liveness import register
+from claude_signal.core.unit_of_work import TaskContext
 from claude_signal.core.wakeups import pending
 from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import Inbox, Session, Turn
 from claude_signal.rules.states import InboxStatus, SessionStatus
 from claude_signal.wire.inbound import COMMAND_TASK, InboundMessage
+from tests.harness import RedisServer
 from tests.test_handling import ME, handle, replies_to, run_host_step, start_session
 from tests.test_handling import msg as _msg
 
@@ -163,3 +166,33 @@ def test_a_nul_byte_is_repaired_on_the_way_in(engine: Engine, settings: Settings
     assert text.startswith("Could not start a session")
     with unit_of_work(engine) as db:
         assert db.get(Inbox, start.key).status == InboxStatus.HANDLED
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[RedisServer]:
+    redis = RedisServer(tmp_path / "redis", appendonly=False).start()
+    yield redis
+    redis.stop()
+
+
+def test_copies_of_a_handled_message_wake_its_successors_once(engine: Engine, settings: Settings,
+                                                              broker: RedisServer) -> None:
+    """The task that handles a message wakes those waiting for it and leaves a mark, so a copy of it wakes
+    nobody; one that had nobody waiting leaves no mark (a copy then finds nobody waiting either)."""
+    settings = settings.model_copy(update={"broker_url": broker.url, "signal_sender": False})
+    woken: list[dict] = []
+    ctx = TaskContext(settings, lambda: engine,
+                      lambda wakeups: woken.extend(w.args[0] for w in wakeups if w.task == COMMAND_TASK))
+    first, second = msg("/status"), msg("/status")
+    wait(engine, settings, second)
+    assert intake.take(ctx, first.model_dump(mode="json"), "t1") == "ok"
+    assert [w["key"] for w in woken] == [second.key]
+    assert broker.client().exists(releases.PREFIX + first.key)
+    intake.take(ctx, first.model_dump(mode="json"), "t1-copy")
+    assert [w["key"] for w in woken] == [second.key], "a copy of the handled message woke its successor again"
+
+    alone = _msg("/status", conversation="other")  # nobody waits for it
+    assert intake.take(ctx, alone.model_dump(mode="json"), "t2") == "ok"
+    assert not broker.client().exists(releases.PREFIX + alone.key)
+    intake.take(ctx, alone.model_dump(mode="json"), "t2-copy")
+    assert [w["key"] for w in woken] == [second.key]

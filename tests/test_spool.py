@@ -137,6 +137,48 @@ def test_the_chain_outlives_a_listener_restart(tmp_path: Path) -> None:
         redis.stop()
 
 
+def test_only_what_was_synced_is_handed_out(tmp_path: Path) -> None:
+    """The forwarder publishes what one fsync made durable; a record appended after it waits for the next."""
+    spool = Spool(tmp_path / "s.jsonl")
+    spool.append({"n": 1})
+    spool.append({"n": 2})
+    synced = spool.sync()
+    spool.append({"n": 3})
+    assert [r["n"] for _, r in spool.pending(0, until=synced)] == [1, 2]
+    assert [r["n"] for _, r in spool.pending(0)] == [1, 2, 3]
+
+
+class UnsyncableSpool(Spool):
+    def sync(self) -> int:
+        raise OSError(5, "Input/output error")
+
+
+def test_a_journal_that_cannot_be_synced_still_lets_messages_through(tmp_path: Path) -> None:
+    with forwarding(tmp_path, spool=UnsyncableSpool) as (forwarder, redis):
+        assert forwarder.submit(message(1))
+        assert forwarder.submit(message(2))
+        wait_until(lambda: queued_keys(redis) == ["in:alice:1001", "in:alice:1002"], message="the publish")
+
+
+def test_a_batch_goes_out_in_order_with_its_sent_events(tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis").start()
+    events = redis.client().pubsub()
+    events.psubscribe("*celeryev*")
+    events.get_message(timeout=1)  # the subscription's confirmation
+    publisher = InboundPublisher(redis.url, connect_timeout=0.5)
+    try:
+        publisher.publish_many([message(n).model_dump(mode="json") for n in range(3)])
+        assert queued_keys(redis) == [f"in:alice:{1000 + n}" for n in range(3)]
+        sent = []
+        while (event := events.get_message(timeout=1)) is not None:
+            sent.append(json.loads(base64.b64decode(json.loads(event["data"])["body"])))
+        assert [(e["type"], e["uuid"]) for e in sent] == [("task-sent", f"in:alice:{1000 + n}") for n in range(3)]
+    finally:
+        events.close()
+        publisher.close()
+        redis.stop()
+
+
 def test_publisher_reports_an_unreachable_broker() -> None:
     publisher = InboundPublisher(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.5)
     with pytest.raises(BrokerUnavailable):

@@ -21,6 +21,8 @@ from claude_signal.rules.states import InboxStatus
 from claude_signal.wire import senders
 from claude_signal.wire.inbound import InboundMessage
 
+_HANDLED_NOW = "claude_signal_handled_now"  # db.info: the keys this transaction marked HANDLED
+
 
 def record(db: DB, msg: InboundMessage) -> Row[Any]:
     """Insert the message unless its key is known; returns the row's ``status`` and ``received_at`` (new, or
@@ -52,7 +54,15 @@ def _mark_handled() -> Executable:  # built once: every message runs it
 def mark_handled(db: DB, key: str) -> bool:
     """RECEIVED → HANDLED as a compare-and-set; True when this call made the change (a claim)."""
     db.flush()
-    return db.connection().execute(_mark_handled(), {"k": key, "now": utcnow()}).rowcount == 1
+    changed: bool = db.connection().execute(_mark_handled(), {"k": key, "now": utcnow()}).rowcount == 1
+    if changed:
+        db.info.setdefault(_HANDLED_NOW, set()).add(key)
+    return changed
+
+
+def handled_now(db: DB, key: str) -> bool:
+    """True when this transaction marked ``key`` HANDLED (not a copy that found it so)."""
+    return key in db.info.get(_HANDLED_NOW, ())
 
 
 def is_authorized(settings: Settings, msg: InboundMessage) -> bool:

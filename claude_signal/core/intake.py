@@ -47,6 +47,7 @@ def take(ctx: TaskContext, message: dict, task_id: str | None) -> str:
                 dispatch.handle(db, msg, context)
                 mine = delivery.claim_here(db, settings)
                 claimed_at = time.monotonic()
+                handled_here = True if inbox.handled_now(db, msg.key) else None
         except conversation.NotYet as earlier:
             log.info("%s waits for %s, read before it in the same conversation", msg.key, earlier)
             if _wait(ctx, msg):
@@ -59,7 +60,8 @@ def take(ctx: TaskContext, message: dict, task_id: str | None) -> str:
             return _internal_error(ctx, msg)
         except Exception:  # noqa: BLE001 - logged; must not propagate
             return _internal_error(ctx, msg)
-        releases.release_successors(ctx, msg.key, delivery.post_here(ctx, mine, claimed_at) if mine else ())
+        posted = delivery.post_here(ctx, mine, claimed_at) if mine else ()
+        releases.release_successors(ctx, msg.key, posted, handled_here=handled_here)
         return "ok"
     return "waiting"
 

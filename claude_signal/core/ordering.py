@@ -71,15 +71,18 @@ def is_handled(db: DB, key: str) -> bool:
     return db.connection().execute(status, {"k": key}).scalar_one_or_none() == InboxStatus.HANDLED
 
 
-def successors(db: DB, key: str, *, handled: bool | None = None) -> None:
+def successors(db: DB, key: str, *, handled: bool | None = None) -> int:
     """Wake ``command.handle`` again for every message waiting for ``key``, once ``key`` is HANDLED
-    (``handled``: the caller just read it). Call it after the commit that marked ``key`` HANDLED, in a new
-    transaction, so a waiter that committed just before is seen."""
+    (``handled``: the caller knows); how many it woke. Call it after the commit that marked ``key``
+    HANDLED, in a new transaction, so a waiter that committed just before is seen."""
     _, waiting = _successor_queries()
     if not (is_handled(db, key) if handled is None else handled):
-        return
+        return 0
+    woken = 0
     for payload in db.connection().execute(waiting, {"k": key}).scalars():
         wake(db, Wakeup(COMMAND_TASK, (payload,), queue=SHARED_QUEUE))
+        woken += 1
+    return woken
 
 
 @cache

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Executable, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session as DB
 
-from claude_signal.db.clock import tx_now
+from claude_signal.db.clock import DUE_SLACK, tx_now
 from claude_signal.db.models import Outbox
 from claude_signal.db.upsert import insert_or_ignore_returning
 from claude_signal.rules import chunking
@@ -68,7 +68,7 @@ def enqueue(
         db, Outbox,
         {"dedupe_key": dedupe_key, "inbox_key": inbox_key, "recipient": recipient, "text": text,
          "text_mode": text_mode, "attachments": attachments, "status": OutboxStatus.PENDING, "attempts": 0,
-         "next_attempt_at": now, "created_at": now},
+         "next_attempt_at": now - DUE_SLACK, "created_at": now},
         "dedupe_key", ["id"],
     )
     if added is not None:

@@ -28,7 +28,7 @@ from claude_signal.core.releases import release_successors
 from claude_signal.core.send_lanes import RECOVERY, Lane, exclusive
 from claude_signal.core.unit_of_work import TaskContext
 from claude_signal.core.wakeups import wake_sender
-from claude_signal.db.clock import tx_now
+from claude_signal.db.clock import DUE_SLACK, tx_now
 from claude_signal.db.models import Approval, Outbox, Session, Turn, utcnow
 from claude_signal.host.process_groups import kill_recorded_group
 from claude_signal.rules import replies
@@ -171,7 +171,7 @@ def _write(db: DB, by_conversation: dict[str, list[Paused]]) -> dict[str, tuple[
     insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     db.connection().execute(insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]), [
         {"dedupe_key": keys[c], "recipient": c, "text": _text(items), "text_mode": "normal",
-         "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
+         "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now - DUE_SLACK, "created_at": now}
         for c, items in sorted(by_conversation.items())])
     ids = dict(db.connection().execute(select(table.c.dedupe_key, table.c.id)
                                        .where(table.c.dedupe_key.in_(list(keys.values())))).all())

@@ -7,6 +7,10 @@ multiplied down every conversation that had a queue, and the real work waited be
 that woke them leaves a mark in the broker's Redis (one small key for a day), and a later copy wakes
 nobody. A handler that died between its commit and its wake left no mark, so a copy still wakes them; a
 lost mark costs one extra wake, never a missing one.
+
+Most messages have nobody waiting behind them, and the task that has just marked one HANDLED knows that
+no copy can have woken anyone yet: it skips the lookup, and it leaves a mark only when it woke somebody
+(once a message is HANDLED no newcomer waits for it, so a copy that finds nobody waiting costs a query).
 """
 
 from __future__ import annotations
@@ -43,19 +47,26 @@ def mark_released(broker: redis.Redis, key: str) -> None:
         log.warning("could not record that %s woke its successors: %s", key, error)
 
 
-def release_successors(ctx: TaskContext, key: str, posted: Sequence[tuple[Outbox, delivery.Posted]] = ()) -> None:
+def release_successors(ctx: TaskContext, key: str, posted: Sequence[tuple[Outbox, delivery.Posted]] = (), *,
+                       handled_here: bool | None = None) -> None:
     """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit. Once:
-    a copy of a message whose successors were woken wakes nobody (see above). The
-    replies this task ``posted`` itself are marked sent in the same transaction."""
+    a copy of a message whose successors were woken wakes nobody (see above). The replies this task
+    ``posted`` itself are marked sent in the same transaction. ``handled_here``: True when this task's
+    commit marked ``key`` HANDLED, False when it left it waiting for a host (nobody to wake yet), None
+    when it does not know (a copy, a host finishing the work)."""
+    if handled_here is False:
+        if posted:
+            with ctx.transaction() as db:
+                delivery.mark_posted(db, posted)
+        return
     broker = client(ctx.settings.resolved_broker_url)
-    released = already_released(broker, key)
+    released = False if handled_here else already_released(broker, key)
     if released and not posted:
         return
-    handled = False
+    woken = 0
     with ctx.transaction(read_only=not posted) as db:
         delivery.mark_posted(db, posted)
         if not released:
-            handled = ordering.is_handled(db, key)
-            ordering.successors(db, key, handled=handled)
-    if handled:
+            woken = ordering.successors(db, key, handled=True if handled_here else None)
+    if woken:
         mark_released(broker, key)

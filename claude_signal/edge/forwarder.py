@@ -110,6 +110,7 @@ class Forwarder:
         self._committed = self._read
         self._consumed_before = float("-inf")  # what was published before this was taken off the queue
         self._broker_run: str | None = None
+        self._sync_failed = False
 
     def start(self) -> Forwarder:
         self._thread.start()
@@ -193,29 +194,45 @@ class Forwarder:
                 log.info("broker is back; replayed the spooled messages (%d this pass)", count)
             return
 
-    def _fly(self, record: dict[str, Any], start: int | None) -> None:
-        key = record.get("key")
-        if not isinstance(key, str) or key in self._flights:
-            return  # a copy of a record already in flight: its acknowledgement covers both
-        self.publisher.publish(record)
-        now = time.monotonic()
-        self._flights[key] = Flight(record, start, now, now, self.republish_after)
-
     def _publish_new(self) -> int:
-        count = 0
-        for end, record in self.spool.pending(self._read):
+        """Publish what was journaled (or held in memory) since the last pass, all in one round trip."""
+        batch: list[tuple[dict[str, Any], int | None]] = []
+        read = self._read
+        for end, record in self.spool.pending(self._read, until=self._sync()):
             if record:  # an unreadable record is logged by the spool and skipped
-                self._fly(record, self._read)
-                count += 1
-            self._read = end
+                batch.append((record, read))
+            read = end
         with self._lock:
             held = list(self._unjournaled)
-        for record in held:  # read after the journaled ones, when the disk failed
-            self._fly(record, None)
-            count += 1
-            with self._lock:
-                self._unjournaled.remove(record)
-        return count
+        batch.extend((record, None) for record in held)  # read after the journaled ones, when the disk failed
+        fresh, seen = [], set()
+        for record, start in batch:
+            key = record.get("key")
+            if isinstance(key, str) and key not in self._flights and key not in seen:  # else its copy covers it
+                fresh.append((record, start))
+                seen.add(key)
+        self.publisher.publish_many([record for record, _ in fresh])
+        now = time.monotonic()
+        for record, start in fresh:
+            self._flights[record["key"]] = Flight(record, start, now, now, self.republish_after)
+        self._read = read
+        gone = {id(record) for record in held}
+        with self._lock:
+            self._unjournaled = [r for r in self._unjournaled if id(r) not in gone]
+        return len(batch)
+
+    def _sync(self) -> int | None:
+        """fsync the journal before publishing what it holds; how far it is durable (None: the disk failed,
+        and what it holds goes out all the same: a broken disk must not stop messages)."""
+        try:
+            synced = self.spool.sync()
+        except OSError as error:
+            if not self._sync_failed:
+                log.error("cannot fsync the journal %s (%s); publishing without it", self.spool.path, error)
+            self._sync_failed = True
+            return None
+        self._sync_failed = False
+        return synced
 
     def _settle(self) -> None:
         """Forget what the inbox has, re-publish what is overdue, move the journal's cursor."""

@@ -1,10 +1,11 @@
 """The listener's journal: every message read from Signal is written here before anything else happens.
 
 signal-cli-rest-api in json-rpc mode keeps nothing, so once the listener has read a message it alone holds
-it. Each record is one JSON line, flushed and fsynced; a cursor file says up to where the inbox holds
-them (the forwarder learns that from the workers' acknowledgements). After a restart publishing starts
-again at the cursor, so a broker outage, a lost hand-off or a listener restart only delays messages; a
-record published twice collapses on its idempotency key.
+it. Each record is one JSON line, written at once and fsynced before it is published (the forwarder
+syncs whatever arrived since its last pass with one fsync, not one per message); a cursor file says up
+to where the inbox holds them (the forwarder learns that from the workers' acknowledgements). After a
+restart publishing starts again at the cursor, so a broker outage, a lost hand-off or a listener restart
+only delays messages; a record published twice collapses on its idempotency key.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Spool:
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "ab")  # noqa: SIM115 - held for the listener's life
+        self._synced = -1  # the journal's length at the last fsync
         self._end_torn_record()
 
     def _end_torn_record(self) -> None:
@@ -49,12 +51,22 @@ class Spool:
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
     def append(self, record: dict[str, Any] | bytes) -> None:
-        """Durably add one record or encoded line (it survives a crash of the listener or of the machine)."""
+        """Add one record or encoded line; written through to the file at once, so it survives a crash of
+        the listener, and a crash of the machine once :meth:`sync` has run."""
         line = record if isinstance(record, bytes) else self.encode(record)
         with self._lock:
             self._file.write(line)
             self._file.flush()
-            os.fsync(self._file.fileno())
+
+    def sync(self) -> int:
+        """Make everything appended so far durable; the journal's length then (what is safe to publish)."""
+        with self._lock:
+            self._file.flush()
+            size = os.fstat(self._file.fileno()).st_size
+            if size != self._synced:  # nothing appended since the last sync: nothing to wait for
+                os.fsync(self._file.fileno())
+                self._synced = size
+            return size
 
     def _cursor(self, size: int) -> int:
         try:
@@ -68,11 +80,13 @@ class Spool:
         with self._lock:
             return self._cursor(self.path.stat().st_size)
 
-    def pending(self, start: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Records from ``start`` (default: the cursor), oldest first, each with the offset just past it."""
+    def pending(self, start: int | None = None, until: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Records from ``start`` (default: the cursor) that end by ``until`` (default: all), oldest first,
+        each with the offset just past it."""
         with self._lock:
             size = self.path.stat().st_size
             start = self._cursor(size) if start is None else start
+        size = size if until is None else min(size, until)
         if start >= size:
             return
         with open(self.path, "rb") as journal:
@@ -101,6 +115,7 @@ class Spool:
             size = self.path.stat().st_size
             if offset >= size:
                 self._file.truncate(0)
+                self._synced = -1
                 offset = 0
             tmp = self.cursor_path.with_name(self.cursor_path.name + ".tmp")
             tmp.write_text(str(offset))
