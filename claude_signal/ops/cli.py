@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from claude_signal.config import ConfigError, Settings, get_settings
+from claude_signal.ops.quiet_logs import quiet_libraries
 from claude_signal.ops.worker_planes import PLANES, plane_children, worker_argv
 
 
@@ -107,18 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Libraries whose INFO lines are noise on a console (each run of alembic alone printed seven).
-QUIET_LOGGERS = ("alembic", "httpx", "httpcore")
-
-
 def _logging() -> None:
     level = os.environ.get("CLAUDE_SIGNAL_LOG_LEVEL", "INFO").upper()
     if level not in logging.getLevelNamesMapping():
         raise ConfigError(f"CLAUDE_SIGNAL_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR (not {level!r})")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_libraries(logging.getLevelNamesMapping()[level])
 
 
 def _warn_if_nobody_authorized(settings: Settings, command: str) -> None:

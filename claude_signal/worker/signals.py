@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from celery import Celery, bootsteps
 from celery.signals import (
+    after_setup_logger,
     celeryd_after_setup,
     worker_process_init,
     worker_ready,
@@ -25,6 +26,7 @@ from celery.signals import (
     worker_shutting_down,
 )
 
+from claude_signal.ops.quiet_logs import quiet_libraries
 from claude_signal.wire.queues import RECOVERY_RUN, host_queue, turn_queue
 from claude_signal.worker import context as runtime
 
@@ -135,9 +137,15 @@ def _on_shutdown(**_):  # type: ignore[no-untyped-def]
         log.warning("could not record shutdown: %s", error)
 
 
+def _on_logging_set_up(loglevel: int | None = None, **_: Any) -> None:
+    """However the worker was started, the libraries' INFO noise stays out of its log."""
+    quiet_libraries(loglevel or logging.INFO)
+
+
 def install(app: Celery) -> None:
     app.steps["consumer"].add(Heartbeat)
     celeryd_after_setup.connect(_on_after_setup, weak=False)
+    after_setup_logger.connect(_on_logging_set_up, weak=False)
     worker_process_init.connect(_on_process_init, weak=False)
     worker_ready.connect(_on_ready, weak=False)
     worker_shutting_down.connect(_on_shutting_down, weak=False)
