@@ -25,7 +25,7 @@ from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
-PING_IDLE_AFTER = 2.0  # seconds a pooled PostgreSQL connection may sit unused before it is pinged on checkout
+PING_IDLE_AFTER = 1.0  # seconds a pooled PostgreSQL connection may sit unused before it is pinged on checkout
 _RETURNED_AT = "claude_signal_returned_at"
 
 READ_ONLY = "claude_signal_read_only"  # execution option of the engine read-only units of work run on
