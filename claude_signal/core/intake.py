@@ -47,7 +47,7 @@ def take(ctx: TaskContext, message: dict, task_id: str | None) -> str:
                 dispatch.handle(db, msg, context)
                 mine = delivery.claim_here(db, settings)
                 claimed_at = time.monotonic()
-                handled_here = True if inbox.handled_now(db, msg.key) else None
+                handled_here = inbox.handled_now(db, msg.key)
         except conversation.NotYet as earlier:
             log.info("%s waits for %s, read before it in the same conversation", msg.key, earlier)
             if _wait(ctx, msg):

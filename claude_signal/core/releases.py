@@ -48,17 +48,11 @@ def mark_released(broker: redis.Redis, key: str) -> None:
 
 
 def release_successors(ctx: TaskContext, key: str, posted: Sequence[tuple[Outbox, delivery.Posted]] = (), *,
-                       handled_here: bool | None = None) -> None:
+                       handled_here: bool = False) -> None:
     """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit. Once:
     a copy of a message whose successors were woken wakes nobody (see above). The replies this task
-    ``posted`` itself are marked sent in the same transaction. ``handled_here``: True when this task's
-    commit marked ``key`` HANDLED, False when it left it waiting for a host (nobody to wake yet), None
-    when it does not know (a copy, a host finishing the work)."""
-    if handled_here is False:
-        if posted:
-            with ctx.transaction() as db:
-                delivery.mark_posted(db, posted)
-        return
+    ``posted`` itself are marked sent in the same transaction. ``handled_here``: this task's own commit
+    marked ``key`` HANDLED (so no copy can have woken anyone yet, and nothing needs looking up)."""
     broker = client(ctx.settings.resolved_broker_url)
     released = False if handled_here else already_released(broker, key)
     if released and not posted:
