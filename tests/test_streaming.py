@@ -1,6 +1,6 @@
 """A busy turn becomes a few messages: by size, by age, and on demand."""
 
-from claude_signal.rules.batching import Batcher
+from claude_signal.rules.batching import FULL_GRACE, Batcher
 
 
 def test_small_items_wait_for_age() -> None:
@@ -18,6 +18,23 @@ def test_size_releases_early_and_keeps_order() -> None:
     out = b.add_text("a" * 30, 0) + b.add_text("b" * 30, 0) + b.add_text("c" * 10, 0)
     out += b.flush()
     assert out == ["a" * 30, "b" * 30 + "\n\n" + "c" * 10]
+
+
+def test_a_full_batch_waits_a_moment_for_the_end_of_the_turn() -> None:
+    """A long final answer is still in the batch when the turn ends, so its cost line joins it."""
+    b = Batcher(max_chars=50, max_age=60)
+    assert b.add_text("x" * 60, 10.0) == []
+    assert b.due(10.0 + FULL_GRACE / 2) == []
+    assert b.finish() == ["x" * 60]
+
+
+def test_a_full_batch_goes_when_the_next_part_comes_or_the_grace_is_over() -> None:
+    b = Batcher(max_chars=50, max_age=60)
+    assert b.add_text("x" * 60, 0.0) == []
+    assert b.add_tool("Bash: pytest -q", 0.1) == ["x" * 60]
+    assert b.add_text("y" * 60, 2.0) == ["› Bash: pytest -q"]
+    assert b.due(2.0 + FULL_GRACE / 2) == []
+    assert b.due(2.0 + FULL_GRACE) == ["y" * 60]
 
 
 def test_hundreds_of_tool_uses_make_few_messages() -> None:

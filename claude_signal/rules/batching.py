@@ -2,8 +2,10 @@
 
 A busy turn produces hundreds of events; the phone should get a handful of messages. Text and one-line
 tool summaries accumulate and are released when the batch is big enough, old enough, or the turn needs
-the user's attention (an approval request) or ends. A quiet batcher (``/quiet on``) keeps tool lines out of
-the stream and folds them into one line at the end of the answer.
+the user's attention (an approval request) or ends. A batch that grew big enough still waits a moment
+(:data:`FULL_GRACE`) for what comes next: a long final answer then goes out with the turn's cost line in
+its last message, instead of the cost line buzzing the phone on its own. A quiet batcher (``/quiet on``)
+keeps tool lines out of the stream and folds them into one line at the end of the answer.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_MAX_CHARS = 1800
 DEFAULT_MAX_AGE = 4.0
+FULL_GRACE = 0.5  # seconds a full batch waits for the next event or the turn's end
 
 
 @dataclass
@@ -23,6 +26,7 @@ class Batcher:
     size: int = 0
     quiet: bool = False
     folded: list[str] = field(default_factory=list)  # quiet: the tool lines held for the answer's end
+    full_at: float = 0.0  # when the batch grew big enough
 
     def add_text(self, text: str, now: float) -> list[str]:
         """Assistant prose: its own paragraph."""
@@ -56,9 +60,10 @@ class Batcher:
 
     def due(self, now: float) -> list[str]:
         """Release the batch if it has waited long enough (call this on every idle tick)."""
-        if self.first_at is not None and now - self.first_at >= self.max_age:
-            return self.flush()
-        return []
+        if self.first_at is None:
+            return []
+        full = self.size >= self.max_chars and now - self.full_at >= FULL_GRACE
+        return self.flush() if full or now - self.first_at >= self.max_age else []
 
     def finish(self) -> list[str]:
         """The rest of the batch when the turn ends; quiet, the tool lines come folded at its end."""
@@ -83,7 +88,7 @@ class Batcher:
         self.parts.append(part)
         self.size += len(part) + 2
         if self.size >= self.max_chars:
-            out += self.flush()
+            self.full_at = now  # released by the next part, the next tick after FULL_GRACE, or the end
         return out
 
 

@@ -130,3 +130,17 @@ def test_plan_feedback_reaches_claude(system: System) -> None:
     system.wait_reply(lambda t: t == "Sent your feedback: Claude revises the plan.")
     (answer,) = system.wait_reply(lambda t: "Echo: plan: Rewrite everything" in t)
     assert "The user wants changes to the plan: smaller steps please" in answer
+
+
+def test_a_long_answer_carries_its_cost_line_in_its_last_part(system: System) -> None:
+    """An answer longer than a batch still waits for the turn's end, so the phone gets the answer in
+    parts and the cost line at the end of the last one, not as one more message of its own."""
+    system.worker()
+    start(system)
+    words = " ".join(f"word{i}" for i in range(500))
+    system.publisher.send(f"say back: {words}")
+    system.wait_reply(lambda t: "Done in " in t, timeout=40)
+    parts = [t for t in system.replies() if "word" in t or "Done in" in t]
+    assert len(parts) >= 2 and "Echo: say back: word0" in parts[0]
+    assert "word499" in parts[-1] and "\n\nDone in " in parts[-1]
+    assert not [t for t in system.replies() if t.startswith("Done in")]
