@@ -119,8 +119,8 @@ def make_engine(url: str, *, connect_timeout: float | None = None, statement_tim
 
 def _ping_idle_connections(engine: Engine) -> None:
     """SQLAlchemy's ``pool_pre_ping``, but only for a connection that sat in the pool a while: a ping is a
-    round trip, and one per transaction was a tenth of a short command's time, while a connection put
-    back a moment ago is as alive as a ping would find it. One that broke meanwhile fails its statement,
+    round trip (two per command, one per transaction), while a connection put back a moment ago is as
+    alive as a ping would find it. One that broke meanwhile fails its statement,
     and the pool is renewed then (the caller retries, as it must for a server that dies mid-transaction)."""
 
     @event.listens_for(engine, "checkin")
