@@ -81,5 +81,8 @@ def test_a_reply_due_now_is_due_for_a_sender_whose_reading_is_a_moment_behind(en
     with unit_of_work(engine) as db:
         written = clock.tx_now(db)
         oid = outbox.enqueue(db, recipient="alice", text="hi", dedupe_key="k1")
+    behind = written - timedelta(milliseconds=200)
     with unit_of_work(engine) as db:
-        assert outbox.claim(db, oid, now=written - timedelta(milliseconds=200)) is not None
+        assert outbox.due_head(db, "alice", now=behind) == oid  # what a sender leaving the lane asks
+        claimed = outbox.claim_next_for(db, "alice", now=behind)  # what outbox.send claims with
+        assert claimed is not None and claimed.id == oid

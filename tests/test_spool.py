@@ -10,6 +10,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,6 +147,27 @@ def test_only_what_was_synced_is_handed_out(tmp_path: Path) -> None:
     spool.append({"n": 3})
     assert [r["n"] for _, r in spool.pending(0, until=synced)] == [1, 2]
     assert [r["n"] for _, r in spool.pending(0)] == [1, 2, 3]
+
+
+class SlowDiskSpool(Spool):
+    """A disk whose fsync has made only the first ``durable`` bytes safe so far (None: everything)."""
+
+    durable: int | None = None
+
+    def sync(self) -> int:
+        size = super().sync()
+        return size if self.durable is None else min(size, self.durable)
+
+
+def test_the_forwarder_publishes_only_what_the_journal_made_durable(tmp_path: Path) -> None:
+    with forwarding(tmp_path, spool=SlowDiskSpool) as (forwarder, redis):
+        forwarder.spool.durable = 0  # type: ignore[attr-defined]
+        assert forwarder.submit(message(1))
+        time.sleep(0.5)  # several forwarder passes (check_every is 0.1 s)
+        assert queued_keys(redis) == [], "a record went out before an fsync covered it"
+        forwarder.spool.durable = None  # type: ignore[attr-defined]
+        assert forwarder.submit(message(2))
+        wait_until(lambda: queued_keys(redis) == ["in:alice:1001", "in:alice:1002"], message="the publish")
 
 
 class UnsyncableSpool(Spool):

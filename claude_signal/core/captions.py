@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Executable, bindparam, select, update
+from sqlalchemy import BindParameter, Executable, bindparam, select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.core.attachments_in import is_image
@@ -36,7 +36,7 @@ def expiry_wakeup(session: Session, wait: float) -> Wakeup:
     return Wakeup(SESSION_PROMPT, (session.id,), queue=turn_queue(session.host), countdown=wait + 1.0)
 
 
-def _held(session_id: str):  # type: ignore[no-untyped-def]
+def _held(session_id: str | BindParameter[str]):  # type: ignore[no-untyped-def]
     return (Turn.session_id == session_id, Turn.status == TurnStatus.QUEUED, Turn.hold_until.is_not(None))
 
 
@@ -64,10 +64,8 @@ def release(db: DB, session: Session | None) -> None:
 
 @cache
 def _release() -> Executable:
-    """Built once, on the table: every command runs it, and almost always it changes nothing."""
-    turn = Turn.__table__
-    return (update(turn).where(turn.c.session_id == bindparam("s"), turn.c.status == TurnStatus.QUEUED,
-                               turn.c.hold_until.is_not(None)).values(hold_until=None))
+    """Built once: every command runs it, and almost always it changes nothing."""
+    return update(Turn).where(*_held(bindparam("s"))).values(hold_until=None)
 
 
 def waiting_note(wait: float) -> str:

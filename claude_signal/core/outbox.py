@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Executable, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session as DB
 
-from claude_signal.db.clock import DUE_SLACK, tx_now
+from claude_signal.db.clock import tx_now
 from claude_signal.db.models import Outbox
 from claude_signal.db.upsert import insert_or_ignore_returning
 from claude_signal.rules import chunking
@@ -26,6 +26,7 @@ from claude_signal.rules.states import OutboxStatus
 CLAIM_SECONDS = 60.0  # default hold; senders pass their own (HTTP timeout plus a margin)
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
+DUE_SLACK = timedelta(seconds=1)  # a reply due at once is written as due this long ago (new_row)
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:
@@ -63,17 +64,26 @@ def enqueue(
 ) -> int:
     """Add a reply unless one with this dedupe key exists; returns the row id either way. ``attachments``
     are files sent with it (:func:`claude_signal.rules.attachments_out.pack`)."""
-    now = tx_now(db)
     added = insert_or_ignore_returning(
         db, Outbox,
-        {"dedupe_key": dedupe_key, "inbox_key": inbox_key, "recipient": recipient, "text": text,
-         "text_mode": text_mode, "attachments": attachments, "status": OutboxStatus.PENDING, "attempts": 0,
-         "next_attempt_at": now - DUE_SLACK, "created_at": now},
+        new_row(db, dedupe_key=dedupe_key, recipient=recipient, text=text, inbox_key=inbox_key,
+                text_mode=text_mode, attachments=attachments),
         "dedupe_key", ["id"],
     )
     if added is not None:
         return int(added.id)
     return db.connection().execute(_by_key(), {"key": dedupe_key}).scalar_one()
+
+
+def new_row(db: DB, *, dedupe_key: str, recipient: str, text: str, inbox_key: str | None = None,
+            text_mode: str = "normal", attachments: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The values of a new reply, due at once: written as due :data:`DUE_SLACK` ago, so a sender whose
+    reading of the database's clock is a moment behind the writer's (:mod:`claude_signal.db.clock`) still
+    finds it due, instead of leaving it to the sweep."""
+    now = tx_now(db)
+    return {"dedupe_key": dedupe_key, "inbox_key": inbox_key, "recipient": recipient, "text": text,
+            "text_mode": text_mode, "attachments": attachments, "status": OutboxStatus.PENDING, "attempts": 0,
+            "next_attempt_at": now - DUE_SLACK, "created_at": now}
 
 
 @cache

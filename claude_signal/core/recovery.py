@@ -22,13 +22,13 @@ from sqlalchemy import Executable, and_, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DB
 
-from claude_signal.core import stranded, sweep
+from claude_signal.core import outbox, stranded, sweep
 from claude_signal.core.lifecycle import transition_many
 from claude_signal.core.releases import release_successors
 from claude_signal.core.send_lanes import RECOVERY, Lane, exclusive
 from claude_signal.core.unit_of_work import TaskContext
 from claude_signal.core.wakeups import wake_sender
-from claude_signal.db.clock import DUE_SLACK, tx_now
+from claude_signal.db.clock import tx_now
 from claude_signal.db.models import Approval, Outbox, Session, Turn, utcnow
 from claude_signal.host.process_groups import kill_recorded_group
 from claude_signal.rules import replies
@@ -166,12 +166,10 @@ def _write(db: DB, by_conversation: dict[str, list[Paused]]) -> dict[str, tuple[
         return {}
     keys = {c: "recovery:" + hashlib.sha256(",".join(f"{p.session_id}@{p.version}" for p in items).encode())
             .hexdigest()[:32] for c, items in by_conversation.items()}
-    now = tx_now(db)  # replies are due by the database's clock (core/outbox)
     table = Outbox.__table__
     insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     db.connection().execute(insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]), [
-        {"dedupe_key": keys[c], "recipient": c, "text": _text(items), "text_mode": "normal",
-         "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now - DUE_SLACK, "created_at": now}
+        outbox.new_row(db, dedupe_key=keys[c], recipient=c, text=_text(items))
         for c, items in sorted(by_conversation.items())])
     ids = dict(db.connection().execute(select(table.c.dedupe_key, table.c.id)
                                        .where(table.c.dedupe_key.in_(list(keys.values())))).all())

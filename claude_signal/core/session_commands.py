@@ -140,8 +140,7 @@ def status(db: DB, msg: InboundMessage, ctx: Context) -> str:
                           queued=queued, pending_approvals=pending, mode=session.permission_mode,
                           approve_all=session.approve_all, slot_wait=wait,
                           next_scheduled=next_run_line(db, session.id, ctx.settings) if scheduled else None,
-                          model=session.model,
-                          quiet=session.quiet)
+                          model=session.model, quiet=session.quiet)
 
 
 @cache

@@ -10,7 +10,7 @@ Asking costs a statement, and nearly every transaction needs the time:
   server whose clock NTP stepped is followed within that). The elapsed-time clock counts a suspended
   machine's sleep, so a laptop that wakes is not behind. Two processes may so disagree by a fraction of a
   millisecond: nothing compares times that finely (leases and backoffs are seconds), and what is due at
-  once is written as due a moment earlier (:data:`DUE_SLACK`).
+  once is written as due a moment earlier (``core.outbox.new_row``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ _QUERIES = {
 REANCHOR_AFTER = 30.0  # seconds between two reads of the database's clock
 WALL_JUMP = 0.5  # seconds this machine's wall clock may move otherwise than time elapsed before a read
 ANCHOR_READS = 3  # reads per anchor; the quickest one is kept
-DUE_SLACK = timedelta(seconds=1)  # "due now" is written as due this much earlier, whoever's reading compares
 
 _ELAPSED_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
