@@ -93,3 +93,36 @@ def test_release_without_a_session_or_a_held_picture_does_nothing(engine: Engine
     with unit_of_work(engine) as db:
         captions.release(db, None)
         assert len(pending(db)) == 0
+
+
+def test_with_no_picture_held_neither_a_command_nor_a_prompt_looks_for_one(engine: Engine, settings: Settings,
+                                                                           project_root: Path) -> None:
+    """Whether a picture waits is read with the conversation's session, so the messages that find none
+    (almost all) spend no statement on it; a picture held in the same transaction is still let go."""
+    from sqlalchemy import event
+
+    sid = start_session(engine, settings, project_root / "shop")
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        handle(engine, settings, msg("/status"))
+        handle(engine, settings, msg("a prompt"))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert not [s for s in statements if s.startswith("UPDATE turn SET hold_until")]
+    assert not [s for s in statements if "turn.hold_until >" in s]  # add_caption's look
+    assert [t[0] for t in all_turns(engine)] == ["a prompt"]
+    with unit_of_work(engine) as db:  # a picture held after the session was read is let go all the same
+        from claude_signal.core.conversation import current_session
+
+        session = current_session(db, msg("x").conversation)
+        assert session is not None and session.id == sid
+        db.add(Turn(session_id=sid, prompt="", status="QUEUED", created_at=utcnow(),
+                    hold_until=captions.hold_until(db, sid, 60)))
+        db.flush()
+        captions.release(db, session)
+        assert next_turn(sid, "hosta") in pending(db)

@@ -107,3 +107,38 @@ def test_a_connection_back_a_moment_ago_is_not_pinged(pg_database: str, monkeypa
         db.execute(text("SELECT 2"))
     assert len(pings) == 1, "a connection idle past PING_IDLE_AFTER is pinged"
     engine.dispose()
+
+
+def test_an_autocommit_unit_commits_each_statement_alone_on_postgresql(pg_database: str) -> None:
+    """No BEGIN and no COMMIT around it: each statement is its own transaction (one that fails leaves the
+    one before it done), and the connection goes back to the pool transactional again."""
+    engine = make_engine(pg_database, connect_timeout=5, statement_timeout=5)
+    with unit_of_work(engine) as db:
+        db.execute(text("CREATE TABLE marks (id INTEGER PRIMARY KEY)"))
+    sent: list[str] = []
+    from sqlalchemy import event
+
+    event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    with pytest.raises(Exception, match="duplicate key"), unit_of_work(engine, autocommit=True) as db:
+        assert db.connection().connection.driver_connection.autocommit
+        db.execute(text("INSERT INTO marks VALUES (1)"))
+        db.execute(text("INSERT INTO marks VALUES (1)"))
+    with unit_of_work(engine) as db:
+        assert not db.connection().connection.driver_connection.autocommit
+        assert db.execute(text("SELECT count(*) FROM marks")).scalar_one() == 1  # the first one stayed
+    assert sent == ["INSERT INTO marks VALUES (1)"] * 2 + ["SELECT count(*) FROM marks"]
+    engine.dispose()
+
+
+def test_an_autocommit_unit_is_one_transaction_on_sqlite(tmp_path: Path) -> None:
+    """SQLite keeps its transaction (its lone writes would wait in the busy handler, not for the polled lock)."""
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    engine = make_engine(url)
+    with unit_of_work(engine) as db:
+        db.execute(text("CREATE TABLE marks (id INTEGER PRIMARY KEY)"))
+    with pytest.raises(Exception, match="UNIQUE"), unit_of_work(engine, autocommit=True) as db:
+        db.execute(text("INSERT INTO marks VALUES (1)"))
+        db.execute(text("INSERT INTO marks VALUES (1)"))
+    with unit_of_work(engine) as db:
+        assert db.execute(text("SELECT count(*) FROM marks")).scalar_one() == 0
+    engine.dispose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import BindParameter, Executable, bindparam, select, update
+from sqlalchemy import BindParameter, ColumnElement, Executable, bindparam, exists, select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.core.attachments_in import is_image
@@ -26,7 +26,10 @@ def is_lone_picture(msg: InboundMessage) -> bool:
     return msg.kind == "message" and not msg.text.strip() and bool(msg.files) and all(map(is_image, msg.files))
 
 
-def hold_until(db: DB, wait: float) -> datetime:
+def hold_until(db: DB, session_id: str, wait: float) -> datetime:
+    """When a picture of the session now held for its caption is let go, the turn it becomes being written
+    in this transaction (what this transaction knew of held pictures is forgotten)."""
+    db.info.get(_HOLDS, {}).pop(session_id, None)
     return db_now(db) + timedelta(seconds=wait)
 
 
@@ -40,9 +43,29 @@ def _held(session_id: str | BindParameter[str]):  # type: ignore[no-untyped-def]
     return (Turn.session_id == session_id, Turn.status == TurnStatus.QUEUED, Turn.hold_until.is_not(None))
 
 
+_HOLDS = "claude_signal.holds_picture"  # db.info: session id -> whether a picture of it waits (this transaction)
+
+
+def holds_picture(session_id: ColumnElement[str]) -> ColumnElement[bool]:
+    """True when a picture of the session waits for its caption; read with the session itself, since almost
+    every message would otherwise ask once more only to learn that none does."""
+    return exists().where(*_held(session_id)).label("holds_picture")
+
+
+def note_holds_picture(db: DB, session_id: str, held: bool) -> None:
+    """Remember for this transaction what :func:`holds_picture` said of the session."""
+    db.info.setdefault(_HOLDS, {})[session_id] = bool(held)
+
+
+def _surely_none_held(db: DB, session_id: str) -> bool:
+    return db.info.get(_HOLDS, {}).get(session_id) is False
+
+
 def add_caption(db: DB, session: Session, text: str) -> bool:
     """Give ``text`` to the session's held picture as its prompt, and let it run; False when no picture
     waits (or the wait is over), so ``text`` is a prompt of its own."""
+    if _surely_none_held(db, session.id):
+        return False
     turn_id = db.execute(select(Turn.id).where(*_held(session.id), Turn.hold_until > db_now(db))
                          .order_by(Turn.id.desc()).limit(1)).scalar_one_or_none()
     if turn_id is None:
@@ -56,7 +79,7 @@ def add_caption(db: DB, session: Session, text: str) -> bool:
 
 def release(db: DB, session: Session | None) -> None:
     """Let a held picture go to Claude without a caption (a command or another picture came instead)."""
-    if session is None:
+    if session is None or _surely_none_held(db, session.id):
         return
     if db.connection().execute(_release(), {"s": session.id}).rowcount:
         wake(db, next_turn(session.id, session.host))

@@ -15,7 +15,7 @@ from sqlalchemy import Executable, bindparam, select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.config import Settings
-from claude_signal.core import outbox
+from claude_signal.core import captions, outbox
 from claude_signal.core.wakeups import wake_sender
 from claude_signal.db.models import Conversation, Session, utcnow
 from claude_signal.db.upsert import insert_or_ignore
@@ -74,13 +74,17 @@ def current_session(db: DB, conversation: str) -> Session | None:
     more than once, and only :func:`set_current` changes the answer)."""
     known: dict[str, Session | None] = db.info.setdefault(_CURRENT, {})
     if conversation not in known:
-        known[conversation] = db.execute(_current_session(), {"c": conversation}).scalar_one_or_none()
+        row = db.execute(_current_session(), {"c": conversation}).one_or_none()
+        known[conversation] = row[0] if row is not None else None
+        if row is not None:  # learnt on the way, so a command need not ask to let a picture go
+            captions.note_holds_picture(db, row[0].id, row[1])
     return known[conversation]
 
 
 @cache
 def _current_session() -> Executable:  # built once: most messages ask
-    return (select(Session).join(Conversation, Conversation.current_session_id == Session.id)
+    return (select(Session, captions.holds_picture(Session.id))
+            .join(Conversation, Conversation.current_session_id == Session.id)
             .where(Conversation.id == bindparam("c")))
 
 

@@ -172,8 +172,7 @@ def mark_posted(db: DB, posted: Sequence[tuple[Outbox, Posted]]) -> Wakeups:
     (its own ``outbox.send`` found this one ahead and left it)."""
     wakeups = pending(db)
     for row, outcome in posted:
-        outbox.mark_sent(db, row.id, outcome.timestamp, attempt=row.attempts)
-        head = outbox.due_head(db, row.recipient)
+        head = outbox.mark_sent_then_due_head(db, row, outcome.timestamp)
         if head is not None:
             wake_sender(db, head)
     return wakeups

@@ -2,8 +2,8 @@
 the message read before it, or answered with a plain error; then the messages that waited for it go on.
 
 A reply that needs no other machine is written with the change it reports, claimed in the same
-transaction, and posted by this task right after the commit; the mark that it went out shares one
-transaction with the release of the messages that waited for this one.
+transaction, and posted by this task right after the commit; the mark that it went out and the release of
+the messages that waited for this one follow as one short unit (on PostgreSQL without BEGIN and COMMIT).
 """
 
 from __future__ import annotations

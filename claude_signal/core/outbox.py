@@ -156,17 +156,38 @@ def renew_claim(db: DB, row: Claimed, hold: float, now: datetime | None = None) 
 
 
 @cache
-def _mark_sent(fenced: bool) -> Executable:
+def _mark_sent(fenced: bool, then_due_head: bool = False) -> Executable:
     fence = [T.c.attempts == bindparam("attempt")] if fenced else []
-    return (update(T).where(T.c.id == bindparam("oid"), T.c.status == OutboxStatus.SENDING, *fence)
+    stmt = (update(T).where(T.c.id == bindparam("oid"), T.c.status == OutboxStatus.SENDING, *fence)
             .values(status=OutboxStatus.SENT, sent_at=bindparam("now"), signal_timestamp=bindparam("ts"),
                     last_error=None))
+    if not then_due_head:
+        return stmt
+    # The recipient's next reply, if due, as a scalar subquery in RETURNING: the row being marked is left
+    # out by id, so it does not matter whether the subquery sees it before or after the change.
+    other = T.alias("next")
+    head = (select(other.c.id, other.c.status, other.c.next_attempt_at, other.c.claimed_until)
+            .where(other.c.recipient == bindparam("to"), other.c.status.in_(UNSENT), other.c.id != bindparam("oid"))
+            .order_by(other.c.id).limit(1).subquery("head"))
+    now = bindparam("now")
+    due = or_((head.c.status == OutboxStatus.PENDING) & (head.c.next_attempt_at <= now),
+              (head.c.status == OutboxStatus.SENDING) & (head.c.claimed_until < now))
+    return stmt.returning(select(head.c.id).where(due).scalar_subquery().label("due_head"))
 
 
 def mark_sent(db: DB, outbox_id: int, signal_timestamp: int | None, attempt: int | None = None) -> None:
     """The reply is out. With ``attempt`` (the claim's token) only the sender holding the claim marks it."""
     db.connection().execute(_mark_sent(attempt is not None),
                             {"oid": outbox_id, "now": tx_now(db), "ts": signal_timestamp, "attempt": attempt})
+
+
+def mark_sent_then_due_head(db: DB, row: Claimed, signal_timestamp: int | None) -> int | None:
+    """:func:`mark_sent` (fenced by the claim) and :func:`due_head` of the row's recipient in one statement:
+    the reply that waited behind this one, if it may go now."""
+    head = db.connection().execute(_mark_sent(True, True), {
+        "oid": row.id, "now": tx_now(db), "ts": signal_timestamp, "attempt": row.attempts, "to": row.recipient,
+    }).first()
+    return int(head.due_head) if head is not None and head.due_head is not None else None
 
 
 @dataclass(frozen=True)

@@ -51,14 +51,15 @@ def release_successors(ctx: TaskContext, key: str, posted: Sequence[tuple[Outbox
                        handled_here: bool = False) -> None:
     """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit. Once:
     a copy of a message whose successors were woken wakes nobody (see above). The replies this task
-    ``posted`` itself are marked sent in the same transaction. ``handled_here``: this task's own commit
+    ``posted`` itself are marked sent in the same unit of work. ``handled_here``: this task's own commit
     marked ``key`` HANDLED (so no copy can have woken anyone yet, and nothing needs looking up)."""
     broker = client(ctx.settings.resolved_broker_url)
     released = False if handled_here else already_released(broker, key)
     if released and not posted:
         return
     woken = 0
-    with ctx.transaction(read_only=not posted) as db:
+    # Each statement stands alone: the mark is fenced by its claim, the look for waiting messages is a read.
+    with ctx.transaction(read_only=not posted, autocommit=True) as db:
         delivery.mark_posted(db, posted)
         if not released:
             woken = ordering.successors(db, key, handled=True if handled_here else None)

@@ -197,7 +197,7 @@ def prompt(db: DB, msg: InboundMessage, text: str, ctx: Context) -> None:
     captions.release(db, session)  # anything else lets a waiting picture go first
     ahead = db.execute(select(func.count()).select_from(Turn).where(
         Turn.session_id == session.id, Turn.status.in_([TurnStatus.QUEUED, TurnStatus.RUNNING]))).scalar_one()
-    hold = captions.hold_until(db, ctx.settings.caption_wait) if captions.is_lone_picture(msg) else None
+    hold = captions.hold_until(db, session.id, ctx.settings.caption_wait) if captions.is_lone_picture(msg) else None
     db.add(Turn(session_id=session.id, inbound_key=msg.key, prompt=text, status=TurnStatus.QUEUED,
                 hold_until=hold, created_at=utcnow()))
     db.flush()

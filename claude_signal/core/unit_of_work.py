@@ -31,10 +31,11 @@ class TaskContext:
     publish: Publish
 
     @contextmanager
-    def transaction(self, *, read_only: bool = False) -> Iterator[DB]:
+    def transaction(self, *, read_only: bool = False, autocommit: bool = False) -> Iterator[DB]:
         """One unit of work; the wake-ups it asked for are published once it has committed (none if it
-        failed). ``read_only`` takes no write lock on SQLite."""
-        with unit_of_work(self.engine(), read_only=read_only) as db:
+        failed). ``read_only`` takes no write lock on SQLite; ``autocommit``: see
+        :func:`~claude_signal.db.engine.unit_of_work`."""
+        with unit_of_work(self.engine(), read_only=read_only, autocommit=autocommit) as db:
             yield db
         wakeups = take_pending(db)
         if wakeups:

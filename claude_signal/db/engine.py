@@ -170,10 +170,27 @@ def _reader(engine: Engine) -> Engine:
     return found
 
 
+def _autocommitter(engine: Engine) -> Engine:
+    """``engine`` (the same pool) whose PostgreSQL connections commit each statement by itself."""
+    found: Engine | None = engine.__dict__.get("_claude_signal_autocommit")
+    if found is None:
+        found = engine.__dict__["_claude_signal_autocommit"] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return found
+
+
 @contextmanager
-def unit_of_work(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+def unit_of_work(engine: Engine, *, read_only: bool = False, autocommit: bool = False) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error. ``read_only`` promises no writes: on
     SQLite it then takes no write lock (so only pure reads may ask for it: a write there could fail with
-    "database is locked" instead of waiting its turn)."""
-    with Session(_reader(engine) if read_only else engine, expire_on_commit=False) as db, db.begin():
+    "database is locked" instead of waiting its turn).
+
+    ``autocommit`` promises statements that need no transaction around them (each a whole compare-and-set,
+    or a read): PostgreSQL then commits each by itself, which spares the BEGIN and COMMIT round trips of a
+    short unit. SQLite keeps the transaction, since a lone write there would wait for the lock in SQLite's
+    busy handler instead of :func:`take_write_lock`."""
+    if autocommit and engine.dialect.name == "postgresql":
+        bind = _autocommitter(engine)
+    else:
+        bind = _reader(engine) if read_only else engine
+    with Session(bind, expire_on_commit=False) as db, db.begin():
         yield db

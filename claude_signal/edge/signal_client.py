@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from claude_signal.edge.rest_post import Answer, JsonPoster, PostFailed
+
 log = logging.getLogger(__name__)
 
 RETRYABLE_RECIPIENT_FAILURES = {"NETWORK_FAILURE", "RATE_LIMIT_FAILURE"}
@@ -38,7 +40,7 @@ class SentReceipt:
     timestamp: int | None
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(response: Answer) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -48,7 +50,7 @@ def _error_text(response: httpx.Response) -> str:
     return response.text[:300]
 
 
-def _rate_limit_hint(account: str, response: httpx.Response) -> str:
+def _rate_limit_hint(account: str, response: Answer) -> str:
     try:
         tokens = response.json().get("challenge_tokens") or []
     except (ValueError, AttributeError):
@@ -115,10 +117,11 @@ class _Senders:
 class SignalClient:
     """A small synchronous client; one per process, reusing its connections.
 
-    ``timeout`` bounds a whole send, not each phase of it: httpx's timeouts apply per connect, write and
+    ``timeout`` bounds a whole send, not each phase of it: socket timeouts apply per connect, write and
     read, so a server that trickles its answer could hold one POST far longer, past the lane and the claim
     a sender holds for it. Each phase gets a third of the bound, so the request is written (or abandoned)
-    well within it, and the caller stops waiting when the bound is up.
+    well within it, and the caller stops waiting when the bound is up. Sends go through
+    :class:`~claude_signal.edge.rest_post.JsonPoster`; the typing indicator through httpx.
     """
 
     def __init__(self, base_url: str, account: str, *, timeout: float = 10.0) -> None:
@@ -126,12 +129,14 @@ class SignalClient:
         self.account = account
         self.timeout = timeout
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout / 3)
+        self._poster = JsonPoster(self.base_url, timeout / 3)
         # POSTs run on these threads, so the caller can stop waiting when the bound is up; reused, since
         # starting a thread per reply costs more than the reply's own bookkeeping.
         self._senders = _Senders(4)
 
     def close(self) -> None:
         self._http.close()
+        self._poster.close()
 
     def send(self, recipient: str, text: str, *, text_mode: str = "normal",
              base64_attachments: list[str] | None = None, timeout: float | None = None) -> SentReceipt:
@@ -165,22 +170,22 @@ class SignalClient:
         except httpx.HTTPError as error:
             log.info("typing indicator for %s failed: %s", recipient, error)
 
-    def _post(self, path: str, body: dict[str, Any], timeout: float) -> httpx.Response:
+    def _post(self, path: str, body: dict[str, Any], timeout: float) -> Answer:
         """POST within ``timeout`` overall; an answer that comes later is abandoned (its thread ends on the
         per-phase timeouts) and the send counts as failed, to be retried."""
-        answer: Future[httpx.Response] = self._senders.submit(self._http.post, path, json=body, timeout=timeout / 3)
+        answer: Future[Answer] = self._senders.submit(self._poster.post, path, body, timeout / 3)
         try:
             return answer.result(timeout=timeout)
         except FutureTimeout:
             raise SendError(f"signal-cli-rest-api at {self.base_url} did not answer within {timeout:g}s",
                             retryable=True) from None
-        except httpx.HTTPError as error:
-            raise SendError(f"cannot reach signal-cli-rest-api at {self.base_url}: {error}",
+        except PostFailed as error:
+            raise SendError(f"cannot reach signal-cli-rest-api at {self.base_url}: {error or type(error).__name__}",
                             retryable=True) from None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _retry_after(response: Answer) -> float | None:
+    value = response.headers.get("retry-after")
     try:
         return float(value) if value else None
     except ValueError:
