@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from claude_signal.core import outbox
 from claude_signal.db.engine import unit_of_work
@@ -184,3 +184,30 @@ def test_the_task_that_wrote_a_reply_claims_it_only_when_nothing_is_ahead(engine
         failing = outbox.claim(db, second)
         outbox.mark_failed_attempt(db, failing, "429", retryable=True, max_age=3600)
         assert outbox.claim_to_send_here(db, second, hold=10) is None  # waiting out its backoff
+
+
+def test_a_task_that_posts_its_own_replies_writes_them_claimed_when_nothing_is_ahead(engine: Engine) -> None:
+    """With the offer made, a short reply is written already claimed (one statement, not an insert and a
+    claim) unless a reply to its recipient is still unsent; a long one, a file, or a second copy of the
+    same reply is written as ever, for ``outbox.send``."""
+    short = outbox.SendHere(hold=30, fits=lambda text, _mode: len(text) < 20)
+    with unit_of_work(engine) as db:
+        outbox.offer_to_send_here(db, short)
+        first = outbox.enqueue(db, recipient="alice", text="hi", dedupe_key="a")
+        behind = outbox.enqueue(db, recipient="alice", text="and more", dedupe_key="b")
+        long = outbox.enqueue(db, recipient="bob", text="x" * 50, dedupe_key="c")
+        again = outbox.enqueue(db, recipient="alice", text="hi", dedupe_key="a")
+        mine = outbox.claimed_at_insert(db, first)
+        assert again == first and mine is not None and outbox.claimed_at_insert(db, first) is None
+        assert (mine.status, mine.attempts) == (OutboxStatus.SENDING, 1)
+        assert mine.claimed_until == mine.created_at + timedelta(seconds=30)
+        assert outbox.claimed_at_insert(db, behind) is None and outbox.claimed_at_insert(db, long) is None
+        rows = {r.id: r for r in db.execute(select(Outbox)).scalars()}
+        assert (rows[first].status, rows[first].attempts) == (OutboxStatus.SENDING, 1)
+        assert [(rows[i].status, rows[i].attempts, rows[i].claimed_until) for i in (behind, long)] == [
+            (OutboxStatus.PENDING, 0, None)] * 2
+        assert outbox.claim_next_for(db, "alice") is None  # its head is being sent by the writer
+    with unit_of_work(engine) as db:  # no offer: as before
+        plain = outbox.enqueue(db, recipient="carol", text="hi", dedupe_key="d")
+        assert outbox.claimed_at_insert(db, plain) is None
+        assert db.get(Outbox, plain).status == OutboxStatus.PENDING

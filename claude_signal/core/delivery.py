@@ -132,19 +132,37 @@ def _still_ours(ctx: TaskContext, row: Outbox, lane: Lane | None, hold: float | 
 # ------------------------------------------------------------------ sent by the task that wrote the reply
 
 
+def _sends_here(settings: Settings) -> bool:
+    return bool(settings.signal_sender and settings.account)
+
+
+def offer_here(db: DB, settings: Settings) -> None:
+    """At the start of a transaction whose task will call :func:`claim_here`: the short replies it writes
+    are written claimed for it, when nothing is ahead of them (one statement instead of two)."""
+    if _sends_here(settings):
+        outbox.offer_to_send_here(db, outbox.SendHere(
+            _hold(settings), lambda text, mode: _fits_one_message(settings, text, mode)))
+
+
+def _fits_one_message(settings: Settings, text: str, text_mode: str) -> bool:
+    delivery = chunking.plan(text, styled=text_mode == "styled", attachment_over=settings.attachment_over)
+    return delivery.count() == 1 and delivery.attachment is None
+
+
 def claim_here(db: DB, settings: Settings) -> list[Outbox]:
     """In the transaction that wrote them: claim the replies it asked to send that this task can post
     itself right after its commit, and drop their wake-ups. Only on a machine that sends to Signal, only a
     reply that goes out in one message, and only the head of its recipient's replies (so at most one per
     recipient); the others keep their ``outbox.send``."""
-    if not (settings.signal_sender and settings.account):
+    if not _sends_here(settings):
         return []
     mine: list[Outbox] = []
     wakeups = pending(db)
     for wakeup in list(wakeups):
         if wakeup.task != OUTBOX_SEND:
             continue
-        row = outbox.claim_to_send_here(db, wakeup.args[0], _hold(settings))
+        row = (outbox.claimed_at_insert(db, wakeup.args[0])
+               or outbox.claim_to_send_here(db, wakeup.args[0], _hold(settings)))
         if row is None:
             continue
         delivery = _plan(settings, row)

@@ -44,6 +44,7 @@ def take(ctx: TaskContext, message: dict, task_id: str | None) -> str:
     for _ in range(ORDER_ROUNDS):
         try:
             with ctx.transaction() as db:
+                delivery.offer_here(db, settings)
                 dispatch.handle(db, msg, context)
                 mine = delivery.claim_here(db, settings)
                 claimed_at = time.monotonic()

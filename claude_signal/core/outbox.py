@@ -9,12 +9,14 @@ duplicates bounded by the dedupe key).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import Executable, bindparam, exists, or_, select, update
+from sqlalchemy import Executable, bindparam, case, exists, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.db.clock import tx_now
@@ -63,16 +65,71 @@ def enqueue(
     attachments: dict[str, Any] | None = None,
 ) -> int:
     """Add a reply unless one with this dedupe key exists; returns the row id either way. ``attachments``
-    are files sent with it (:func:`claude_signal.rules.attachments_out.pack`)."""
-    added = insert_or_ignore_returning(
-        db, Outbox,
-        new_row(db, dedupe_key=dedupe_key, recipient=recipient, text=text, inbox_key=inbox_key,
-                text_mode=text_mode, attachments=attachments),
-        "dedupe_key", ["id"],
-    )
-    if added is not None:
-        return int(added.id)
+    are files sent with it (:func:`claude_signal.rules.attachments_out.pack`).
+
+    In a transaction whose task posts its replies itself (:func:`offer_to_send_here`), a reply it may post
+    is written already claimed when no reply to its recipient is ahead of it: the claim costs no statement
+    of its own, and :func:`claimed_at_insert` hands the row over."""
+    values = new_row(db, dedupe_key=dedupe_key, recipient=recipient, text=text, inbox_key=inbox_key,
+                     text_mode=text_mode, attachments=attachments)
+    offer: SendHere | None = db.info.get(_SEND_HERE)
+    if offer is not None and not attachments and offer.fits(text, text_mode):
+        db.flush()
+        row = db.connection().execute(_insert_claimed(db.get_bind().dialect.name), {
+            **{f"v_{name}": values[name] for name in _CLAIMED_INSERT_VALUES},
+            "until": values["created_at"] + timedelta(seconds=offer.hold)}).first()
+        if row is not None:
+            if row.status == OutboxStatus.SENDING:
+                db.info.setdefault(_CLAIMED_AT_INSERT, {})[row.id] = row
+            return int(row.id)
+    else:
+        added = insert_or_ignore_returning(db, Outbox, values, "dedupe_key", ["id"])
+        if added is not None:
+            return int(added.id)
     return db.connection().execute(_by_key(), {"key": dedupe_key}).scalar_one()
+
+
+_SEND_HERE = "claude_signal.send_here"  # db.info: the offer of a task that posts after its commit
+_CLAIMED_AT_INSERT = "claude_signal.claimed_at_insert"  # db.info: reply id -> the row, claimed as written
+
+
+@dataclass(frozen=True)
+class SendHere:
+    """A task's offer to post this transaction's replies itself: each claim held for ``hold`` seconds, for
+    replies that ``fits`` (text, text mode) says go out as one message."""
+
+    hold: float
+    fits: Callable[[str, str], bool]
+
+
+def offer_to_send_here(db: DB, offer: SendHere) -> None:
+    db.info[_SEND_HERE] = offer
+
+
+def claimed_at_insert(db: DB, outbox_id: int) -> Claimed | None:
+    """The reply ``outbox_id`` if this transaction wrote it claimed (see :func:`enqueue`); once."""
+    return db.info.get(_CLAIMED_AT_INSERT, {}).pop(outbox_id, None)
+
+
+_CLAIMED_INSERT_VALUES = ("dedupe_key", "inbox_key", "recipient", "text", "text_mode", "attachments",
+                          "next_attempt_at", "created_at")
+
+
+@cache
+def _insert_claimed(dialect: str) -> Executable:
+    """Insert a new reply (unless its dedupe key exists), claimed for its writer unless a reply to the same
+    recipient is still unsent: the same guard as :func:`claim_to_send_here`, inside the INSERT."""
+    other = T.alias("ahead")
+    ahead = exists().where(other.c.recipient == bindparam("v_recipient"),
+                           or_(other.c.status == OutboxStatus.PENDING, other.c.status == OutboxStatus.SENDING))
+    plain = _CLAIMED_INSERT_VALUES
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(T).values({
+        **{name: bindparam(f"v_{name}", type_=T.c[name].type) for name in plain},
+        "status": case((ahead, OutboxStatus.PENDING), else_=OutboxStatus.SENDING),
+        "attempts": case((ahead, 0), else_=1),
+        "claimed_until": case((ahead, None), else_=bindparam("until", type_=T.c.claimed_until.type)),
+    }).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(*T.c))
 
 
 def new_row(db: DB, *, dedupe_key: str, recipient: str, text: str, inbox_key: str | None = None,

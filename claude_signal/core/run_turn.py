@@ -132,6 +132,7 @@ def _run(turn: turns.ClaimedTurn, ctx: TaskContext) -> None:
         tail, last_line = tail[:-1], f"{tail[-1]}\n\n{last_line}"
     hooks._emit(tail)
     with ctx.transaction() as db:
+        delivery.offer_here(db, settings)
         turns.say(db, turn, "final", last_line)
         turns.finish(db, turn, result)
         # The turn's last words are posted from here when this machine reaches Signal (a crash before the
