@@ -118,16 +118,20 @@ def test_an_autocommit_unit_commits_each_statement_alone_on_postgresql(pg_databa
     sent: list[str] = []
     from sqlalchemy import event
 
-    event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
-    with pytest.raises(Exception, match="duplicate key"), unit_of_work(engine, autocommit=True) as db:
-        assert db.connection().connection.driver_connection.autocommit
-        db.execute(text("INSERT INTO marks VALUES (1)"))
-        db.execute(text("INSERT INTO marks VALUES (1)"))
-    with unit_of_work(engine) as db:
-        assert not db.connection().connection.driver_connection.autocommit
-        assert db.execute(text("SELECT count(*) FROM marks")).scalar_one() == 1  # the first one stayed
-    assert sent == ["INSERT INTO marks VALUES (1)"] * 2 + ["SELECT count(*) FROM marks"]
-    engine.dispose()
+    try:
+        event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+        with pytest.raises(Exception, match="duplicate key"), unit_of_work(engine, autocommit=True) as db:
+            assert db.connection().connection.driver_connection.autocommit
+            db.execute(text("INSERT INTO marks VALUES (1)"))
+            db.execute(text("INSERT INTO marks VALUES (1)"))
+        with unit_of_work(engine) as db:
+            assert not db.connection().connection.driver_connection.autocommit
+            assert db.execute(text("SELECT count(*) FROM marks")).scalar_one() == 1  # the first one stayed
+        assert sent == ["INSERT INTO marks VALUES (1)"] * 2 + ["SELECT count(*) FROM marks"]
+    finally:  # the database is shared with the other tests of this worker
+        with unit_of_work(engine) as db:
+            db.execute(text("DROP TABLE marks"))
+        engine.dispose()
 
 
 def test_an_autocommit_unit_is_one_transaction_on_sqlite(tmp_path: Path) -> None:
