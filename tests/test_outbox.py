@@ -197,11 +197,10 @@ def test_a_task_that_posts_its_own_replies_writes_them_claimed_when_nothing_is_a
         behind = outbox.enqueue(db, recipient="alice", text="and more", dedupe_key="b")
         long = outbox.enqueue(db, recipient="bob", text="x" * 50, dedupe_key="c")
         again = outbox.enqueue(db, recipient="alice", text="hi", dedupe_key="a")
-        mine = outbox.claimed_at_insert(db, first)
-        assert again == first and mine is not None and outbox.claimed_at_insert(db, first) is None
+        (mine,) = outbox.take_claimed_at_insert(db)  # neither the one behind it nor the long one
+        assert again == first and mine.id == first and outbox.take_claimed_at_insert(db) == []
         assert (mine.status, mine.attempts) == (OutboxStatus.SENDING, 1)
         assert mine.claimed_until == mine.created_at + timedelta(seconds=30)
-        assert outbox.claimed_at_insert(db, behind) is None and outbox.claimed_at_insert(db, long) is None
         rows = {r.id: r for r in db.execute(select(Outbox)).scalars()}
         assert (rows[first].status, rows[first].attempts) == (OutboxStatus.SENDING, 1)
         assert [(rows[i].status, rows[i].attempts, rows[i].claimed_until) for i in (behind, long)] == [
@@ -209,5 +208,5 @@ def test_a_task_that_posts_its_own_replies_writes_them_claimed_when_nothing_is_a
         assert outbox.claim_next_for(db, "alice") is None  # its head is being sent by the writer
     with unit_of_work(engine) as db:  # no offer: as before
         plain = outbox.enqueue(db, recipient="carol", text="hi", dedupe_key="d")
-        assert outbox.claimed_at_insert(db, plain) is None
+        assert outbox.take_claimed_at_insert(db) == []
         assert db.get(Outbox, plain).status == OutboxStatus.PENDING

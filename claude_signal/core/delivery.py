@@ -156,13 +156,15 @@ def claim_here(db: DB, settings: Settings) -> list[Outbox]:
     recipient); the others keep their ``outbox.send``."""
     if not _sends_here(settings):
         return []
-    mine: list[Outbox] = []
+    mine: list[Outbox] = outbox.take_claimed_at_insert(db)  # written claimed, as offer_here asked
     wakeups = pending(db)
     for wakeup in list(wakeups):
         if wakeup.task != OUTBOX_SEND:
             continue
-        row = (outbox.claimed_at_insert(db, wakeup.args[0])
-               or outbox.claim_to_send_here(db, wakeup.args[0], _hold(settings)))
+        if any(row.id == wakeup.args[0] for row in mine):
+            wakeups.discard(wakeup)
+            continue
+        row = outbox.claim_to_send_here(db, wakeup.args[0], _hold(settings))
         if row is None:
             continue
         delivery = _plan(settings, row)

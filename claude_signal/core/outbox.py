@@ -69,7 +69,7 @@ def enqueue(
 
     In a transaction whose task posts its replies itself (:func:`offer_to_send_here`), a reply it may post
     is written already claimed when no reply to its recipient is ahead of it: the claim costs no statement
-    of its own, and :func:`claimed_at_insert` hands the row over."""
+    of its own, and :func:`take_claimed_at_insert` hands the row over."""
     values = new_row(db, dedupe_key=dedupe_key, recipient=recipient, text=text, inbox_key=inbox_key,
                      text_mode=text_mode, attachments=attachments)
     offer: SendHere | None = db.info.get(_SEND_HERE)
@@ -106,9 +106,9 @@ def offer_to_send_here(db: DB, offer: SendHere) -> None:
     db.info[_SEND_HERE] = offer
 
 
-def claimed_at_insert(db: DB, outbox_id: int) -> Claimed | None:
-    """The reply ``outbox_id`` if this transaction wrote it claimed (see :func:`enqueue`); once."""
-    return db.info.get(_CLAIMED_AT_INSERT, {}).pop(outbox_id, None)
+def take_claimed_at_insert(db: DB) -> list[Any]:
+    """The replies this transaction wrote claimed (see :func:`enqueue`), oldest first; each only once."""
+    return list(db.info.pop(_CLAIMED_AT_INSERT, {}).values())
 
 
 _CLAIMED_INSERT_VALUES = ("dedupe_key", "inbox_key", "recipient", "text", "text_mode", "attachments",

@@ -68,9 +68,12 @@ class InboundPublisher:
         headers = {HEADER: digest(self.key, COMMAND_TASK, task_id, [record], {})} if self.key else {}
         # Flower shows the message by its key and kind: the text stays out of task events, and
         # Celery's own rendering of the whole message would cost more than the rest of the publish.
+        # No declaration: a direct queue is published to through Redis's anonymous exchange, straight onto
+        # its list, so declaring it (a copy of the queue bound to the channel, per message) changes nothing.
         self.app.send_task(COMMAND_TASK, args=[record], task_id=task_id, queue=SHARED_QUEUE,
                            routing_key=SHARED_QUEUE, retry=False, headers=headers, producer=producer,
-                           argsrepr=f"[{record['key']!r}, {record.get('kind', 'message')!r}]", kwargsrepr="{}")
+                           argsrepr=f"[{record['key']!r}, {record.get('kind', 'message')!r}]", kwargsrepr="{}",
+                           declare=[])
 
     def acknowledged_and_broker_run(self, keys: Sequence[str]) -> tuple[set[str], str | None]:
         """Which of ``keys`` the workers have recorded in the inbox, and the broker's run id."""

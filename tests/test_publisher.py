@@ -1,0 +1,50 @@
+"""The listener's publisher against a real, empty redis-server: what lands in the shared queue is a Celery
+message a worker accepts, signed and in order, although nothing ever declared the queue."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from claude_signal.edge.publisher import InboundPublisher
+from claude_signal.wire.inbound import COMMAND_TASK, task_id_for
+from claude_signal.wire.queues import SHARED_QUEUE
+from claude_signal.wire.signing import HEADER, valid
+from tests.harness import RedisServer
+
+KEY = b"k" * 32
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    server = RedisServer(tmp_path / "redis", appendonly=False).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_messages_reach_an_undeclared_queue_in_order_signed(redis_url: str) -> None:
+    publisher = InboundPublisher(redis_url, key=KEY, events=True)
+    records = [{"key": f"alice:{i}", "sender": "alice", "conversation": "alice", "timestamp": i, "text": "/status"}
+               for i in range(3)]
+    try:
+        publisher.publish_many(records)
+    finally:
+        publisher.close()
+    broker = redis.Redis.from_url(redis_url)
+    assert broker.keys("_kombu.binding.*") == []  # nothing was declared
+    queued = [json.loads(raw) for raw in reversed(broker.lrange(SHARED_QUEUE, 0, -1))]  # LPUSHed: oldest last
+    assert [m["headers"]["id"] for m in queued] == [task_id_for(r["key"]) for r in records]
+    for message, record in zip(queued, records, strict=True):
+        headers = message["headers"]
+        assert headers["task"] == COMMAND_TASK
+        assert message["properties"]["delivery_info"]["routing_key"] == SHARED_QUEUE
+        body = json.loads(base64.b64decode(message["body"]))
+        assert body[0] == [record]
+        assert valid(KEY, headers[HEADER], COMMAND_TASK, headers["id"], [record], {})
