@@ -54,6 +54,11 @@ T = Outbox.__table__
 UNSENT = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
 
+def _unsent(table: Any) -> Any:
+    """``status`` is one of :data:`UNSENT`, written out: an IN list would be expanded on every execution."""
+    return or_(*(table.c.status == status for status in UNSENT))
+
+
 def enqueue(
     db: DB,
     *,
@@ -120,8 +125,7 @@ def _insert_claimed(dialect: str) -> Executable:
     """Insert a new reply (unless its dedupe key exists), claimed for its writer unless a reply to the same
     recipient is still unsent: the same guard as :func:`claim_to_send_here`, inside the INSERT."""
     other = T.alias("ahead")
-    ahead = exists().where(other.c.recipient == bindparam("v_recipient"),
-                           or_(other.c.status == OutboxStatus.PENDING, other.c.status == OutboxStatus.SENDING))
+    ahead = exists().where(other.c.recipient == bindparam("v_recipient"), _unsent(other))
     plain = _CLAIMED_INSERT_VALUES
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (insert(T).values({
@@ -162,13 +166,13 @@ def _take(where: str, orm: bool) -> Executable:
     if where == "id":
         guard = [T.c.id == bindparam("oid"), claimable]
     elif where == "head":
-        head = (select(other.c.id).where(other.c.recipient == bindparam("to"), other.c.status.in_(UNSENT))
+        head = (select(other.c.id).where(other.c.recipient == bindparam("to"), _unsent(other))
                 .order_by(other.c.id).limit(1).scalar_subquery())
         due = or_((T.c.status == OutboxStatus.PENDING) & (T.c.next_attempt_at <= now),
                   (T.c.status == OutboxStatus.SENDING) & (T.c.claimed_until < now))
         guard = [T.c.id == head, due]
     else:
-        ahead = exists().where(other.c.recipient == T.c.recipient, other.c.id < T.c.id, other.c.status.in_(UNSENT))
+        ahead = exists().where(other.c.recipient == T.c.recipient, other.c.id < T.c.id, _unsent(other))
         guard = [T.c.id == bindparam("oid"), T.c.status == OutboxStatus.PENDING, T.c.next_attempt_at <= now, ~ahead]
     changes = {"status": OutboxStatus.SENDING, "claimed_until": bindparam("until"), "attempts": T.c.attempts + 1}
     if orm:  # the caller gets an Outbox instance (outbox.send holds on to it)
@@ -224,7 +228,7 @@ def _mark_sent(fenced: bool, then_due_head: bool = False) -> Executable:
     # out by id, so it does not matter whether the subquery sees it before or after the change.
     other = T.alias("next")
     head = (select(other.c.id, other.c.status, other.c.next_attempt_at, other.c.claimed_until)
-            .where(other.c.recipient == bindparam("to"), other.c.status.in_(UNSENT), other.c.id != bindparam("oid"))
+            .where(other.c.recipient == bindparam("to"), _unsent(other), other.c.id != bindparam("oid"))
             .order_by(other.c.id).limit(1).subquery("head"))
     now = bindparam("now")
     due = or_((head.c.status == OutboxStatus.PENDING) & (head.c.next_attempt_at <= now),
@@ -312,7 +316,7 @@ def claim_next_for(db: DB, recipient: str, now: datetime | None = None, hold: fl
 @cache
 def _head() -> Executable:
     return (select(T.c.id, T.c.status, T.c.next_attempt_at, T.c.claimed_until)
-            .where(T.c.recipient == bindparam("recipient"), T.c.status.in_(UNSENT)).order_by(T.c.id).limit(1))
+            .where(T.c.recipient == bindparam("recipient"), _unsent(T)).order_by(T.c.id).limit(1))
 
 
 def due_head(db: DB, recipient: str, now: datetime | None = None) -> int | None:
