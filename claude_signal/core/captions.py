@@ -27,8 +27,8 @@ def is_lone_picture(msg: InboundMessage) -> bool:
 
 
 def hold_until(db: DB, session_id: str, wait: float) -> datetime:
-    """When a picture of the session now held for its caption is let go, the turn it becomes being written
-    in this transaction (what this transaction knew of held pictures is forgotten)."""
+    """Until when a picture of the session waits for its caption. Its held turn is being written in this
+    transaction, so what the transaction knew of the session's held pictures no longer holds."""
     db.info.get(_HOLDS, {}).pop(session_id, None)
     return db_now(db) + timedelta(seconds=wait)
 
