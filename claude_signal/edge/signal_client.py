@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,48 +74,12 @@ def parse_send_response(body: Any) -> SentReceipt:
     return SentReceipt(timestamp)
 
 
-class _Senders:
-    """A few daemon threads that run calls handed to them, started as needed and kept: a thread per call
-    costs more than a short reply's own bookkeeping, and a call stuck past its caller's wait must neither
-    hold up the process's exit nor the next call (it waits for a free thread, within its own bound)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = (
-            queue.SimpleQueue())
-        self._threads = 0
-        self._idle = 0
-        self._lock = threading.Lock()
-
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
-        answer: Future[Any] = Future()
-        self._calls.put((answer, fn, args, kwargs))
-        with self._lock:
-            if self._idle == 0 and self._threads < self.size:
-                self._threads += 1
-                threading.Thread(target=self._serve, name="signal-send", daemon=True).start()
-        return answer
-
-    def _serve(self) -> None:
-        while True:
-            with self._lock:
-                self._idle += 1
-            answer, fn, args, kwargs = self._calls.get()
-            with self._lock:
-                self._idle -= 1
-            try:
-                answer.set_result(fn(*args, **kwargs))
-            except BaseException as error:  # noqa: BLE001 - handed to the waiting caller
-                answer.set_exception(error)
-
-
 class SignalClient:
     """A small synchronous client; one per process, reusing its connections.
 
-    ``timeout`` bounds a whole send, not each phase of it: socket timeouts apply per connect, write and
-    read, so a server that trickles its answer could hold one POST far longer, past the lane and the claim
-    a sender holds for it. Each phase gets a third of the bound, so the request is written (or abandoned)
-    well within it, and the caller stops waiting when the bound is up. Sends go through
+    ``timeout`` bounds a whole send, not each phase of it: a server that trickles its answer a byte at a
+    time must not hold one POST past the lane and the claim a sender holds for it. Each step (connect,
+    write, read) gets at most a third of the bound and never more than what is left of it. Sends go through
     :class:`~claude_signal.edge.rest_post.JsonPoster`; the typing indicator through httpx.
     """
 
@@ -129,10 +88,7 @@ class SignalClient:
         self.account = account
         self.timeout = timeout
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout / 3)
-        self._poster = JsonPoster(self.base_url, timeout / 3)
-        # POSTs run on these threads, so the caller can stop waiting when the bound is up; reused, since
-        # starting a thread per reply costs more than the reply's own bookkeeping.
-        self._senders = _Senders(4)
+        self._poster = JsonPoster(self.base_url)
 
     def close(self) -> None:
         self._http.close()
@@ -171,12 +127,10 @@ class SignalClient:
             log.info("typing indicator for %s failed: %s", recipient, error)
 
     def _post(self, path: str, body: dict[str, Any], timeout: float) -> Answer:
-        """POST within ``timeout`` overall; an answer that comes later is abandoned (its thread ends on the
-        per-phase timeouts) and the send counts as failed, to be retried."""
-        answer: Future[Answer] = self._senders.submit(self._poster.post, path, body, timeout / 3)
+        """POST within ``timeout`` overall; past it the send counts as failed, to be retried."""
         try:
-            return answer.result(timeout=timeout)
-        except FutureTimeout:
+            return self._poster.post(path, body, timeout=timeout, phase_timeout=timeout / 3)
+        except TimeoutError:
             raise SendError(f"signal-cli-rest-api at {self.base_url} did not answer within {timeout:g}s",
                             retryable=True) from None
         except PostFailed as error:
