@@ -196,3 +196,30 @@ def test_copies_of_a_handled_message_wake_its_successors_once(engine: Engine, se
     assert not broker.client().exists(releases.PREFIX + alone.key)
     intake.take(ctx, alone.model_dump(mode="json"), "t2-copy")
     assert [w["key"] for w in woken] == [second.key]
+
+
+def test_the_predecessor_is_read_by_the_statement_that_records_the_message(engine: Engine, settings: Settings,
+                                                                          project_root: Path) -> None:
+    """Almost every message names the one before it: the insert that records it brings back that one's
+    state too, so the check costs no statement of its own (a waiting message woken later, whose row exists,
+    asks apart: see the test above)."""
+    from sqlalchemy import event
+
+    start_session(engine, settings, project_root / "shop")
+    first, second = msg("/status"), msg("/status")
+    handle(engine, settings, first)
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        handle(engine, settings, second)
+        asks = [s for s in statements if s.startswith("SELECT inbox.status, inbox.received_at")]
+        assert asks == [] and replies_to(engine, second)
+        assert any(s.startswith("INSERT INTO inbox") and "before" in s for s in statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    with unit_of_work(engine) as db:
+        assert db.get(Inbox, second.key).status == InboxStatus.HANDLED

@@ -70,7 +70,7 @@ def _group_business(db: DB, msg: InboundMessage) -> bool:
 def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
     """Handle one inbound message exactly once; safe to call again for the same message."""
     wakeups = pending(db)
-    row = record(db, msg)
+    row = record(db, msg, with_predecessor=ctx.keep_order and msg.kind != "reaction")
     if row.status == InboxStatus.HANDLED:
         for outbox_id in outbox.unsent_for_inbox(db, msg.key):
             wake_sender(db, outbox_id)

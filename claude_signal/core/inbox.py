@@ -8,10 +8,13 @@ A redelivered message whose row is HANDLED only re-sends replies that are still 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Executable, Row, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.config import Settings
@@ -24,18 +27,61 @@ from claude_signal.wire.inbound import InboundMessage
 _HANDLED_NOW = "claude_signal_handled_now"  # db.info: the keys this transaction marked HANDLED
 
 
-def record(db: DB, msg: InboundMessage) -> Row[Any]:
+@dataclass(frozen=True)
+class Predecessor:
+    """The inbox's state of the message read just before this one (``msg.after``), as :func:`record` saw
+    it; ``status`` None when the inbox has never received it."""
+
+    status: str | None
+    received_at: datetime | None
+
+
+def record(db: DB, msg: InboundMessage, *, with_predecessor: bool = False) -> Row[Any]:
     """Insert the message unless its key is known; returns the row's ``status`` and ``received_at`` (new, or
     as the earlier delivery left them), the row locked until this transaction ends, so two copies handled at
-    once take turns: the second finds the first's work done (PostgreSQL; SQLite runs one writer at a time)."""
-    added = insert_or_ignore_returning(
-        db, Inbox,
-        {"key": msg.key, "sender": msg.sender, "conversation": msg.conversation, "text": msg.text,
-         "kind": msg.kind, "payload": msg.model_dump(mode="json"), "status": InboxStatus.RECEIVED,
-         "received_at": utcnow()},
-        "key", ["status", "received_at"],
-    )
+    once take turns: the second finds the first's work done (PostgreSQL; SQLite runs one writer at a time).
+
+    ``with_predecessor``: a new row also comes back with ``predecessor``, the state of ``msg.after`` read by
+    the same statement (the ordering check needs it, and almost every message has one); absent when the
+    key was known."""
+    values = {"key": msg.key, "sender": msg.sender, "conversation": msg.conversation, "text": msg.text,
+              "kind": msg.kind, "payload": msg.model_dump(mode="json"), "status": InboxStatus.RECEIVED,
+              "received_at": utcnow()}
+    if with_predecessor and msg.after:
+        db.flush()
+        added = db.connection().execute(_record_with_predecessor(db.get_bind().dialect.name), {
+            **{f"v_{name}": value for name, value in values.items()}, "after": msg.after}).first()
+        if added is not None:
+            db.info.setdefault(_PREDECESSORS, {})[msg.key] = Predecessor(added.before_status,
+                                                                        added.before_received_at)
+    else:
+        added = insert_or_ignore_returning(db, Inbox, values, "key", ["status", "received_at"])
     return added if added is not None else db.connection().execute(_inbox_state(), {"k": msg.key}).one()
+
+
+_PREDECESSORS = "claude_signal.predecessors"  # db.info: key -> its Predecessor, read when it was recorded
+
+
+def predecessor_as_recorded(db: DB, key: str) -> Predecessor | None:
+    """What :func:`record` read of the predecessor of the message ``key`` in this transaction, if it did."""
+    return db.info.get(_PREDECESSORS, {}).get(key)
+
+
+@cache
+def _record_with_predecessor(dialect: str) -> Executable:
+    table = Inbox.__table__
+    before = table.alias("before")
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    names = ("key", "sender", "conversation", "text", "kind", "payload", "status", "received_at")
+
+    def of_before(column: str) -> Any:
+        return (select(before.c[column]).where(before.c.key == bindparam("after", type_=table.c.key.type))
+                .scalar_subquery())
+
+    return (insert(table).values({name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names})
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(table.c.status, table.c.received_at, of_before("status").label("before_status"),
+                       of_before("received_at").label("before_received_at")))
 
 
 @cache

@@ -14,10 +14,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Executable, bindparam, select
 from sqlalchemy.orm import Session as DB
 
+from claude_signal.core import inbox
 from claude_signal.core.wakeups import Wakeup, wake
 from claude_signal.db.models import Conversation, Inbox, Outbox, Session, utcnow
 from claude_signal.rules import commands as c
@@ -46,7 +48,11 @@ def verdict(db: DB, msg: InboundMessage, received_at: datetime | None) -> Verdic
     """May ``msg`` be handled now? ``received_at`` is when the inbox first recorded it."""
     if not msg.after or msg.kind == "reaction":
         return Verdict.READY
-    before = db.connection().execute(_predecessor(), {"k": msg.after}).one_or_none()
+    before: Any = inbox.predecessor_as_recorded(db, msg.key)  # read with the insert, when it inserted
+    if before is None:
+        before = db.connection().execute(_predecessor(), {"k": msg.after}).one_or_none()
+    elif before.status is None:
+        before = None  # the inbox has never received it
     now = utcnow()
     if before is None:
         waited = (now - received_at).total_seconds() if received_at is not None else 0.0
