@@ -219,7 +219,23 @@ def test_the_predecessor_is_read_by_the_statement_that_records_the_message(engin
         asks = [s for s in statements if s.startswith("SELECT inbox.status, inbox.received_at")]
         assert asks == [] and replies_to(engine, second)
         assert any(s.startswith("INSERT INTO inbox") and "before" in s for s in statements)
+        assert not [s for s in statements if s.startswith("UPDATE inbox")]  # written HANDLED by its insert
     finally:
         event.remove(engine, "before_cursor_execute", seen)
     with unit_of_work(engine) as db:
         assert db.get(Inbox, second.key).status == InboxStatus.HANDLED
+
+
+def test_a_message_written_handled_can_still_be_left_to_a_host(engine: Engine, settings: Settings) -> None:
+    """The safety net of a message recorded HANDLED at once that turns out to be a host's to finish: the row
+    goes back to RECEIVED, and the transaction no longer counts it as handled."""
+    m = msg("/status")
+    with unit_of_work(engine) as db:
+        assert inbox.record(db, m, handled_here=True).status == InboxStatus.RECEIVED  # new to the inbox
+        assert inbox.handled_now(db, m.key) and inbox.mark_handled(db, m.key)
+        inbox.leave_for_host(db, m.key)
+        assert not inbox.handled_now(db, m.key)
+    with unit_of_work(engine) as db:
+        row = db.get(Inbox, m.key)
+        assert (row.status, row.handled_at) == (InboxStatus.RECEIVED, None)
+        assert inbox.record(db, m).status == InboxStatus.RECEIVED  # a copy finds it waiting for its host

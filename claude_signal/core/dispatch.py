@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session as DB
 
 from claude_signal.core import ordering, outbox
 from claude_signal.core.conversation import Context, NotYet, Reply, current_session, reply
-from claude_signal.core.inbox import is_authorized, mark_handled, record
+from claude_signal.core.inbox import is_authorized, leave_for_host, mark_handled, record
 from claude_signal.core.lifecycle import InvalidTransition
 from claude_signal.core.session_commands import hosts, list_sessions, prompt, resume, start, status, stop
 from claude_signal.core.wakeups import Wakeups, pending, wake_sender
@@ -70,7 +70,8 @@ def _group_business(db: DB, msg: InboundMessage) -> bool:
 def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
     """Handle one inbound message exactly once; safe to call again for the same message."""
     wakeups = pending(db)
-    row = record(db, msg, with_predecessor=ctx.keep_order and msg.kind != "reaction")
+    row = record(db, msg, with_predecessor=ctx.keep_order and msg.kind != "reaction",
+                 handled_here=not _may_be_finished_elsewhere(msg))
     if row.status == InboxStatus.HANDLED:
         for outbox_id in outbox.unsent_for_inbox(db, msg.key):
             wake_sender(db, outbox_id)
@@ -138,7 +139,18 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
         deferred = False
     if not deferred:
         mark_handled(db, msg.key)
+    else:
+        leave_for_host(db, msg.key)
     return wakeups
+
+
+_FINISHED_ELSEWHERE = (c.SessionStart, c.SessionResume, c.GetFile, c.Export, c.Cost)
+
+
+def _may_be_finished_elsewhere(msg: InboundMessage) -> bool:
+    """Only these commands can leave their message to a host (``_dispatch`` returns True); every other
+    message ends HANDLED in the transaction that records it, or that transaction rolls back."""
+    return msg.kind == "message" and isinstance(c.parse(msg.text), _FINISHED_ELSEWHERE)
 
 
 def _dispatch(db: DB, msg: InboundMessage, command: c.Command, ctx: Context) -> bool:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Executable, Row, bindparam, select, update
+from sqlalchemy import Executable, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DB
 
@@ -36,17 +36,28 @@ class Predecessor:
     received_at: datetime | None
 
 
-def record(db: DB, msg: InboundMessage, *, with_predecessor: bool = False) -> Row[Any]:
+class Recorded(NamedTuple):
+    """The message's row as :func:`record` found it: ``status`` RECEIVED for a row it has just written."""
+
+    status: str
+    received_at: datetime
+
+
+def record(db: DB, msg: InboundMessage, *, with_predecessor: bool = False, handled_here: bool = False
+           ) -> Recorded:
     """Insert the message unless its key is known; returns the row's ``status`` and ``received_at`` (new, or
     as the earlier delivery left them), the row locked until this transaction ends, so two copies handled at
     once take turns: the second finds the first's work done (PostgreSQL; SQLite runs one writer at a time).
 
     ``with_predecessor``: a new row also comes back with ``predecessor``, the state of ``msg.after`` read by
     the same statement (the ordering check needs it, and almost every message has one); absent when the
-    key was known."""
+    key was known. ``handled_here``: the caller knows this transaction ends with the message HANDLED (or
+    rolls back), so a new row is written HANDLED at once and :func:`mark_handled` costs no statement."""
+    now = utcnow()
     values = {"key": msg.key, "sender": msg.sender, "conversation": msg.conversation, "text": msg.text,
-              "kind": msg.kind, "payload": msg.model_dump(mode="json"), "status": InboxStatus.RECEIVED,
-              "received_at": utcnow()}
+              "kind": msg.kind, "payload": msg.model_dump(mode="json"),
+              "status": InboxStatus.HANDLED if handled_here else InboxStatus.RECEIVED, "received_at": now,
+              "handled_at": now if handled_here else None}
     if with_predecessor and msg.after:
         db.flush()
         added = db.connection().execute(_record_with_predecessor(db.get_bind().dialect.name), {
@@ -55,8 +66,17 @@ def record(db: DB, msg: InboundMessage, *, with_predecessor: bool = False) -> Ro
             db.info.setdefault(_PREDECESSORS, {})[msg.key] = Predecessor(added.before_status,
                                                                         added.before_received_at)
     else:
-        added = insert_or_ignore_returning(db, Inbox, values, "key", ["status", "received_at"])
-    return added if added is not None else db.connection().execute(_inbox_state(), {"k": msg.key}).one()
+        added = insert_or_ignore_returning(db, Inbox, values, "key", ["received_at"])
+    if added is None:
+        status, received_at = db.connection().execute(_inbox_state(), {"k": msg.key}).one()
+        return Recorded(status, received_at)
+    if handled_here:
+        db.info.setdefault(_WRITTEN_HANDLED, set()).add(msg.key)
+        db.info.setdefault(_HANDLED_NOW, set()).add(msg.key)
+    return Recorded(InboxStatus.RECEIVED, added.received_at)
+
+
+_WRITTEN_HANDLED = "claude_signal.written_handled"  # db.info: keys this transaction wrote HANDLED at once
 
 
 _PREDECESSORS = "claude_signal.predecessors"  # db.info: key -> its Predecessor, read when it was recorded
@@ -72,7 +92,7 @@ def _record_with_predecessor(dialect: str) -> Executable:
     table = Inbox.__table__
     before = table.alias("before")
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    names = ("key", "sender", "conversation", "text", "kind", "payload", "status", "received_at")
+    names = ("key", "sender", "conversation", "text", "kind", "payload", "status", "received_at", "handled_at")
 
     def of_before(column: str) -> Any:
         return (select(before.c[column]).where(before.c.key == bindparam("after", type_=table.c.key.type))
@@ -80,7 +100,7 @@ def _record_with_predecessor(dialect: str) -> Executable:
 
     return (insert(table).values({name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names})
             .on_conflict_do_nothing(index_elements=["key"])
-            .returning(table.c.status, table.c.received_at, of_before("status").label("before_status"),
+            .returning(table.c.received_at, of_before("status").label("before_status"),
                        of_before("received_at").label("before_received_at")))
 
 
@@ -98,12 +118,26 @@ def _mark_handled() -> Executable:  # built once: every message runs it
 
 
 def mark_handled(db: DB, key: str) -> bool:
-    """RECEIVED → HANDLED as a compare-and-set; True when this call made the change (a claim)."""
+    """RECEIVED → HANDLED as a compare-and-set; True when this call made the change (a claim), or when this
+    transaction wrote the row HANDLED (see :func:`record`)."""
+    if key in db.info.get(_WRITTEN_HANDLED, ()):
+        return True
     db.flush()
     changed: bool = db.connection().execute(_mark_handled(), {"k": key, "now": utcnow()}).rowcount == 1
     if changed:
         db.info.setdefault(_HANDLED_NOW, set()).add(key)
     return changed
+
+
+def leave_for_host(db: DB, key: str) -> None:
+    """The message is a host's to finish after all: undo :func:`record`'s HANDLED, if it wrote one (it
+    never should: the caller decides from the same command that decides this)."""
+    if key in db.info.get(_WRITTEN_HANDLED, ()):
+        table = Inbox.__table__
+        db.connection().execute(update(table).where(table.c.key == key)
+                                .values(status=InboxStatus.RECEIVED, handled_at=None))
+        db.info[_WRITTEN_HANDLED].discard(key)
+        db.info[_HANDLED_NOW].discard(key)
 
 
 def handled_now(db: DB, key: str) -> bool:
