@@ -239,3 +239,43 @@ def test_a_message_written_handled_can_still_be_left_to_a_host(engine: Engine, s
         row = db.get(Inbox, m.key)
         assert (row.status, row.handled_at) == (InboxStatus.RECEIVED, None)
         assert inbox.record(db, m).status == InboxStatus.RECEIVED  # a copy finds it waiting for its host
+
+
+def test_the_mark_of_a_posted_reply_tells_whether_anyone_waits(engine: Engine, settings: Settings,
+                                                                broker: RedisServer) -> None:
+    """When the task posted its reply itself, the statement that marks it sent also says whether a message
+    waits for this one: a waiting one is woken, and with nobody waiting no other statement looks."""
+    from sqlalchemy import event
+
+    from tests.fakes.signal_rest import FakeSignalServer
+
+    signal = FakeSignalServer(account="+15550000001")
+    signal.contact("+15550000002", "alice-uuid", "Alice")
+    signal.start()
+    try:
+        settings = settings.model_copy(update={"broker_url": broker.url, "signal_sender": True,
+                                                "account": "+15550000001", "signal_api": signal.url})
+        woken: list[dict] = []
+        ctx = TaskContext(settings, lambda: engine,
+                          lambda wakeups: woken.extend(w.args[0] for w in wakeups if w.task == COMMAND_TASK))
+        first, second = msg("/status"), msg("/status")
+        wait(engine, settings, second)
+        assert intake.take(ctx, first.model_dump(mode="json"), "t1") == "ok"
+        assert [w["key"] for w in woken] == [second.key]
+        statements: list[str] = []
+
+        def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+            statements.append(" ".join(statement.split()))
+
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            alone = _msg("/status", conversation="other")  # nobody waits for it
+            assert intake.take(ctx, alone.model_dump(mode="json"), "t2") == "ok"
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert [w["key"] for w in woken] == [second.key]
+        assert len(signal.sent()) == 2  # both answered, each posted by the task that wrote it
+        assert [s for s in statements if s.startswith("UPDATE outbox")]  # the mark, which asked
+        assert not [s for s in statements if s.startswith("SELECT inbox.payload")]
+    finally:
+        signal.stop()

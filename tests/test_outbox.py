@@ -142,7 +142,7 @@ def test_marking_a_reply_sent_tells_which_reply_waited_behind_it(engine: Engine)
         assert mine is not None
     second, third, fourth = add(engine, "b"), add(engine, "c"), add(engine, "d")
     with unit_of_work(engine) as db:
-        assert outbox.mark_sent_then_due_head(db, mine, 1700000000001) == second
+        assert outbox.mark_sent_then_due_head(db, mine, 1700000000001) == (second, None)
         row = db.get(Outbox, first)
         assert (row.status, row.signal_timestamp) == (OutboxStatus.SENT, 1700000000001)
         nxt = outbox.claim_next_for(db, "alice")
@@ -150,20 +150,20 @@ def test_marking_a_reply_sent_tells_which_reply_waited_behind_it(engine: Engine)
         outbox.mark_failed_attempt(db, nxt, "500", retryable=True, max_age=3600)  # waits out a backoff
         out_of_turn = outbox.claim(db, third)
         assert out_of_turn is not None
-        assert outbox.mark_sent_then_due_head(db, out_of_turn, 2) is None  # the head is not due yet
+        assert outbox.mark_sent_then_due_head(db, out_of_turn, 2) == (None, None)  # the head is not due yet
         db.execute(update(Outbox).where(Outbox.id == second).values(next_attempt_at=utcnow() - timedelta(1)))
         lost = outbox.claim(db, fourth)
         assert lost is not None
         table = Outbox.__table__  # behind the ORM's back: ``lost`` keeps the attempt it claimed with
         db.connection().execute(update(table).where(table.c.id == fourth).values(attempts=table.c.attempts + 1))
-        assert outbox.mark_sent_then_due_head(db, lost, 3) is None  # fenced: not ours any more
+        assert outbox.mark_sent_then_due_head(db, lost, 3) is None  # fenced: not ours, nothing marked
         assert db.get(Outbox, fourth, populate_existing=True).status == OutboxStatus.SENDING
     bob = add(engine, "x-bob")
     with unit_of_work(engine) as db:
         db.execute(update(Outbox).where(Outbox.id == bob).values(recipient="bob"))
         claimed = outbox.claim(db, bob)
         assert claimed is not None
-        assert outbox.mark_sent_then_due_head(db, claimed, 4) is None  # nothing behind it for bob
+        assert outbox.mark_sent_then_due_head(db, claimed, 4) == (None, None)  # nothing behind it for bob
 
 
 def test_the_task_that_wrote_a_reply_claims_it_only_when_nothing_is_ahead(engine: Engine) -> None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.config import Settings
@@ -187,15 +188,21 @@ def post_here(ctx: TaskContext, rows: Sequence[Outbox], claimed_at: float) -> li
     return posted
 
 
-def mark_posted(db: DB, posted: Sequence[tuple[Outbox, Posted]]) -> Wakeups:
+def mark_posted(db: DB, posted: Sequence[tuple[Outbox, Posted]], *, also: ColumnElement[Any] | None = None,
+                also_params: dict[str, Any] | None = None) -> Any:
     """Mark replies posted by the task that wrote them; wake the sender of any reply that waited behind one
-    (its own ``outbox.send`` found this one ahead and left it)."""
-    wakeups = pending(db)
-    for row, outcome in posted:
-        head = outbox.mark_sent_then_due_head(db, row, outcome.timestamp)
-        if head is not None:
-            wake_sender(db, head)
-    return wakeups
+    (its own ``outbox.send`` found this one ahead and left it). ``also``: a column the first mark's
+    statement returns besides (see :func:`outbox.mark_sent_then_due_head`); its value, None when no mark
+    took place."""
+    answer = None
+    for index, (row, outcome) in enumerate(posted):
+        marked = outbox.mark_sent_then_due_head(db, row, outcome.timestamp, also=also if index == 0 else None,
+                                                also_params=also_params)
+        if marked is not None and marked.due_head is not None:
+            wake_sender(db, marked.due_head)
+        if index == 0 and marked is not None:
+            answer = marked.also
+    return answer
 
 
 def _post(client: SignalClient, recipient: str, delivery: chunking.Delivery, index: int,

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Executable, bindparam, case, exists, or_, select, update
+from sqlalchemy import ColumnElement, Executable, bindparam, case, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DB
 
@@ -242,13 +242,32 @@ def mark_sent(db: DB, outbox_id: int, signal_timestamp: int | None, attempt: int
                             {"oid": outbox_id, "now": tx_now(db), "ts": signal_timestamp, "attempt": attempt})
 
 
-def mark_sent_then_due_head(db: DB, row: Claimed, signal_timestamp: int | None) -> int | None:
+class MarkedSent(NamedTuple):
+    due_head: int | None  # the recipient's next reply, if it may go now
+    also: Any  # the value of the caller's extra column
+
+
+def mark_sent_then_due_head(db: DB, row: Claimed, signal_timestamp: int | None, *,
+                            also: ColumnElement[Any] | None = None, also_params: dict[str, Any] | None = None
+                            ) -> MarkedSent | None:
     """:func:`mark_sent` (fenced by the claim) and :func:`due_head` of the row's recipient in one statement:
-    the reply that waited behind this one, if it may go now."""
-    head = db.connection().execute(_mark_sent(True, True), {
+    the reply that waited behind this one, if it may go now; None when the claim was lost (nothing was
+    marked). ``also``: one more column the same statement returns (a question another module asks at the
+    same moment, cached by its asker), with its parameters."""
+    head = db.connection().execute(_mark_sent_returning(also), {
         "oid": row.id, "now": tx_now(db), "ts": signal_timestamp, "attempt": row.attempts, "to": row.recipient,
+        **(also_params or {}),
     }).first()
-    return int(head.due_head) if head is not None and head.due_head is not None else None
+    if head is None:
+        return None
+    return MarkedSent(int(head.due_head) if head.due_head is not None else None,
+                      head[1] if also is not None else None)
+
+
+@cache
+def _mark_sent_returning(also: ColumnElement[Any] | None) -> Executable:
+    stmt = _mark_sent(True, True)
+    return stmt.returning(also) if also is not None else stmt  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -58,10 +58,12 @@ def release_successors(ctx: TaskContext, key: str, posted: Sequence[tuple[Outbox
     if released and not posted:
         return
     woken = 0
-    # Each statement stands alone: the mark is fenced by its claim, the look for waiting messages is a read.
+    question, params = ordering.anyone_waiting_for(key) if not released else (None, None)
+    # Each statement stands alone: the mark is fenced by its claim, the look for waiting messages is a read
+    # (asked by the mark's own statement when there is one: most often it finds nobody, and that is all).
     with ctx.transaction(read_only=not posted, autocommit=True) as db:
-        delivery.mark_posted(db, posted)
-        if not released:
+        waiting = delivery.mark_posted(db, posted, also=question, also_params=params)
+        if not released and waiting is not False:
             woken = ordering.successors(db, key, handled=True if handled_here else None)
     if woken:
         mark_released(broker, key)
