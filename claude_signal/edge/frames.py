@@ -14,6 +14,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+SYNC_KEY = '"syncMessage"'  # signal-cli writes its keys as they are: a frame without this text has none
+
 
 def screen(frame: Any, account: str) -> tuple[str, bool] | None:
     """Why a frame must not reach the handlers (reason, notable), or None when it may."""
@@ -52,6 +54,8 @@ def install_screen(account: str) -> None:
     original = _pipeline.parse
 
     async def parse(signal: Any, raw: str) -> Any:
+        if SYNC_KEY not in raw:  # most frames: no sync transcript, nothing to screen, no second JSON parse
+            return await original(signal, raw)
         try:
             verdict = screen(json.loads(raw), account)
         except (ValueError, RecursionError):
