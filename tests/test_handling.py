@@ -422,3 +422,36 @@ def test_a_group_bound_to_a_session_takes_prompts(engine: Engine, settings: Sett
     run_host_step(engine, settings, handle(engine, settings, start))
     prompt = in_group("fix the tests")
     assert any(w.task == SESSION_PROMPT for w in handle(engine, settings, prompt))
+
+
+def test_status_reads_the_turns_with_the_session(engine: Engine, settings: Settings, project_root: Path) -> None:
+    """/status reports the running prompt, the queue and the open questions, read by the same statement
+    that finds the conversation's session (one statement fewer for the most frequent command)."""
+    from sqlalchemy import event
+
+    from claude_signal.db.models import Approval, Turn, utcnow
+
+    sid = start_session(engine, settings, project_root / "shop")
+    with unit_of_work(engine) as db:
+        running = Turn(session_id=sid, prompt="refactor the cart", status="RUNNING", created_at=utcnow())
+        db.add_all([running, Turn(session_id=sid, prompt="a", created_at=utcnow()),
+                    Turn(session_id=sid, prompt="b", created_at=utcnow())])
+        db.flush()
+        db.add(Approval(id="ab12", turn_id=running.id, session_id=sid, request_id="r", tool_name="Bash",
+                        input_summary="rm -rf build"))
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        asked = msg("/status")
+        handle(engine, settings, asked)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    (text,) = replies_to(engine, asked)
+    assert "Running: refactor the cart" in text and "Queued: 2 messages" in text
+    assert "Waiting for you: 1 request" in text
+    selects = [s for s in statements if s.startswith("SELECT")]
+    assert len(selects) == 1 and "FROM session JOIN conversation" in selects[0]

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import Executable, bindparam, select, update
+from sqlalchemy import Executable, bindparam, exists, func, select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.config import Settings
 from claude_signal.core import captions, outbox
 from claude_signal.core.wakeups import wake_sender
-from claude_signal.db.models import Conversation, Session, utcnow
+from claude_signal.db.models import Approval, Conversation, Schedule, Session, Turn, utcnow
 from claude_signal.db.upsert import insert_or_ignore
 from claude_signal.rules import replies
-from claude_signal.rules.states import SessionStatus
+from claude_signal.rules.states import ApprovalStatus, ScheduleStatus, SessionStatus, TurnStatus
 from claude_signal.wire.inbound import InboundMessage
 
 
@@ -69,23 +70,65 @@ def find_session(db: DB, msg: InboundMessage, ref: str) -> Session:
 _CURRENT = "claude_signal.current_sessions"  # per transaction: conversation -> its current session
 
 
-def current_session(db: DB, conversation: str) -> Session | None:
+def current_session(db: DB, conversation: str, *, with_turn_state: bool = False) -> Session | None:
     """The session plain messages in ``conversation`` go to; asked once per transaction (a command asks it
-    more than once, and only :func:`set_current` changes the answer)."""
+    more than once, and only :func:`set_current` changes the answer). ``with_turn_state``: read its
+    :func:`turn_state` in the same statement (``/status`` will ask for it)."""
     known: dict[str, Session | None] = db.info.setdefault(_CURRENT, {})
     if conversation not in known:
-        row = db.execute(_current_session(), {"c": conversation}).one_or_none()
+        row = db.execute(_current_session(with_turn_state), {"c": conversation}).one_or_none()
         known[conversation] = row[0] if row is not None else None
         if row is not None:  # learnt on the way, so a command need not ask to let a picture go
             captions.note_holds_picture(db, row[0].id, row[1])
+            if with_turn_state:
+                db.info.setdefault(_TURN_STATES, {})[row[0].id] = TurnState(*row[2:])
     return known[conversation]
 
 
 @cache
-def _current_session() -> Executable:  # built once: most messages ask
-    return (select(Session, captions.holds_picture(Session.id))
+def _current_session(with_turn_state: bool) -> Executable:  # built once: most messages ask
+    extra = _turn_state_columns(Session.id) if with_turn_state else ()
+    return (select(Session, captions.holds_picture(Session.id), *extra)
             .join(Conversation, Conversation.current_session_id == Session.id)
             .where(Conversation.id == bindparam("c")))
+
+
+class TurnState(NamedTuple):
+    running: str | None  # the running turn's prompt
+    queued: int
+    pending_approvals: int
+    scheduled: bool  # a scheduled prompt has a next run
+
+
+_TURN_STATES = "claude_signal.turn_states"  # db.info: session id -> TurnState, read with the session
+
+
+def turn_state(db: DB, session_id: str) -> TurnState:
+    """A session's running prompt, queued turns, open questions and whether a run is scheduled: read with
+    the session when the caller asked :func:`current_session` for it, else in one statement of its own."""
+    known = db.info.get(_TURN_STATES, {}).pop(session_id, None)
+    if known is not None:
+        return known
+    return TurnState(*db.connection().execute(_turn_state(), {"s": session_id}).one())
+
+
+@cache
+def _turn_state() -> Executable:
+    return select(*_turn_state_columns(bindparam("s")))
+
+
+def _turn_state_columns(session: Any) -> tuple[Any, ...]:
+    """Built once per statement that uses them (most sessions have no schedule: then /status needs no
+    other statement)."""
+    turn, approval, schedule = Turn.__table__, Approval.__table__, Schedule.__table__
+    running = select(turn.c.prompt).where(turn.c.session_id == session, turn.c.status == TurnStatus.RUNNING)
+    queued = select(func.count()).where(turn.c.session_id == session, turn.c.status == TurnStatus.QUEUED)
+    pending = select(func.count()).where(approval.c.session_id == session,
+                                         approval.c.status == ApprovalStatus.PENDING)
+    scheduled = exists().where(schedule.c.session_id == session, schedule.c.status == ScheduleStatus.ACTIVE,
+                               schedule.c.next_run_at.is_not(None))
+    return (running.limit(1).scalar_subquery().label("running"), queued.scalar_subquery().label("queued"),
+            pending.scalar_subquery().label("pending"), scheduled.label("scheduled"))
 
 
 def set_current(db: DB, conversation: str, session_id: str) -> None:

@@ -128,7 +128,7 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
     if not isinstance(command, c.Prompt):  # a command lets a picture waiting for its caption go first
         from claude_signal.core import captions
 
-        captions.release(db, current_session(db, msg.conversation))
+        captions.release(db, current_session(db, msg.conversation, with_turn_state=isinstance(command, c.Status)))
     try:
         deferred = _dispatch(db, msg, command, ctx)
     except Reply as answer:

@@ -8,9 +8,7 @@ A redelivered message whose row is HANDLED only re-sends replies that are still 
 
 from __future__ import annotations
 
-from functools import cache
-
-from sqlalchemy import Executable, bindparam, exists, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DB
 
@@ -22,17 +20,18 @@ from claude_signal.core.conversation import (
     find_session,
     reply,
     set_current,
+    turn_state,
     view,
     visible_sessions,
 )
 from claude_signal.core.lifecycle import InvalidTransition, transition
 from claude_signal.core.liveness import host_state, host_states
 from claude_signal.core.wakeups import Wakeup, next_turn, wake
-from claude_signal.db.models import Approval, Schedule, Session, Turn, utcnow
+from claude_signal.db.models import Approval, Session, Turn, utcnow
 from claude_signal.rules import commands as c
 from claude_signal.rules import replies
 from claude_signal.rules.ids import new_claude_session_id, new_session_id
-from claude_signal.rules.states import ApprovalStatus, ScheduleStatus, SessionStatus, TurnStatus
+from claude_signal.rules.states import ApprovalStatus, SessionStatus, TurnStatus
 from claude_signal.wire.inbound import InboundMessage
 from claude_signal.wire.queues import SESSION_RESUME, SESSION_START, host_queue
 
@@ -132,7 +131,7 @@ def status(db: DB, msg: InboundMessage, ctx: Context) -> str:
     session = current_session(db, msg.conversation)
     if session is None:
         return replies.no_current_session()
-    running, queued, pending, scheduled = db.connection().execute(_turn_state(), {"s": session.id}).one()
+    running, queued, pending, scheduled = turn_state(db, session.id)
     wait = _slot_wait(db, session.host, ctx) if queued and not running else None
     from claude_signal.core.schedules import next_run_line
 
@@ -141,22 +140,6 @@ def status(db: DB, msg: InboundMessage, ctx: Context) -> str:
                           approve_all=session.approve_all, slot_wait=wait,
                           next_scheduled=next_run_line(db, session.id, ctx.settings) if scheduled else None,
                           model=session.model, quiet=session.quiet)
-
-
-@cache
-def _turn_state() -> Executable:
-    """A session's running prompt, queued turns, open questions and whether a run is scheduled, in one
-    statement built once (most sessions have no schedule: then /status needs no other)."""
-    turn, approval, schedule = Turn.__table__, Approval.__table__, Schedule.__table__
-    session = bindparam("s")
-    running = select(turn.c.prompt).where(turn.c.session_id == session, turn.c.status == TurnStatus.RUNNING)
-    queued = select(func.count()).where(turn.c.session_id == session, turn.c.status == TurnStatus.QUEUED)
-    pending = select(func.count()).where(approval.c.session_id == session,
-                                         approval.c.status == ApprovalStatus.PENDING)
-    scheduled = exists().where(schedule.c.session_id == session, schedule.c.status == ScheduleStatus.ACTIVE,
-                               schedule.c.next_run_at.is_not(None))
-    return select(running.limit(1).scalar_subquery(), queued.scalar_subquery(), pending.scalar_subquery(),
-                  scheduled)
 
 
 def _slot_wait(db: DB, host: str, ctx: Context) -> str | None:
