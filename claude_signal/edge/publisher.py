@@ -32,6 +32,7 @@ class InboundPublisher:
     def __init__(self, broker_url: str, *, key: bytes | None = None, connect_timeout: float = 3.0,
                  events: bool = True) -> None:
         self.key = key  # the installation key that signs each message; workers drop unsigned ones
+        self.events = events
         self.broker_url = broker_url
         self.connect_timeout = connect_timeout
         reuse_redis_clients()
@@ -45,6 +46,8 @@ class InboundPublisher:
             broker_transport_options={"socket_connect_timeout": connect_timeout, "socket_timeout": 10,
                                       "max_retries": 0},
         )
+
+        self._events = self.app.events.Dispatcher(enabled=False)  # publishes through the batch's producer
 
     def publish(self, message: InboundMessage | dict[str, Any]) -> None:
         self.publish_many([message.model_dump(mode="json") if isinstance(message, InboundMessage) else message])
@@ -64,16 +67,25 @@ class InboundPublisher:
             raise BrokerUnavailable(str(error)) from error
 
     def _send(self, producer: Any, record: dict[str, Any]) -> None:
+        """One ``command.handle`` message and, with events on, its ``task-sent`` event: Celery's own message
+        (built by its protocol-2 builder) published by kombu straight onto the shared queue's list. Celery's
+        ``send_task`` would route, merge options, run publish signals nobody here listens to and build a
+        result handle nobody reads, which cost the listener more than the rest of the publish."""
         task_id = task_id_for(record["key"])
-        headers = {HEADER: digest(self.key, COMMAND_TASK, task_id, [record], {})} if self.key else {}
-        # Flower shows the message by its key and kind: the text stays out of task events, and
-        # Celery's own rendering of the whole message would cost more than the rest of the publish.
-        # No declaration: a direct queue is published to through Redis's anonymous exchange, straight onto
-        # its list, so declaring it (a copy of the queue bound to the channel, per message) changes nothing.
-        self.app.send_task(COMMAND_TASK, args=[record], task_id=task_id, queue=SHARED_QUEUE,
-                           routing_key=SHARED_QUEUE, retry=False, headers=headers, producer=producer,
-                           argsrepr=f"[{record['key']!r}, {record.get('kind', 'message')!r}]", kwargsrepr="{}",
-                           declare=[])
+        args = [record]
+        # Flower shows the message by its key and kind: the text stays out of task events.
+        headers, properties, body, sent_event = self.app.amqp.as_task_v2(
+            task_id, COMMAND_TASK, args=args, kwargs={}, create_sent_event=self.events,
+            argsrepr=f"[{record['key']!r}, {record.get('kind', 'message')!r}]", kwargsrepr="{}")
+        if self.key:
+            headers[HEADER] = digest(self.key, COMMAND_TASK, task_id, args, {})
+        # A direct queue is published to through Redis's anonymous exchange, straight onto its list: nothing
+        # to declare (a declaration per message would copy the queue and bind it to the channel each time).
+        producer.publish(body, exchange="", routing_key=SHARED_QUEUE, serializer="json", headers=headers,
+                         delivery_mode=2, retry=False, declare=[], **properties)
+        if sent_event is not None:
+            sent_event.update(queue=SHARED_QUEUE, exchange="", routing_key=SHARED_QUEUE)
+            self._events.publish("task-sent", sent_event, producer, retry=False)
 
     def acknowledged_and_broker_run(self, keys: Sequence[str]) -> tuple[set[str], str | None]:
         """Which of ``keys`` the workers have recorded in the inbox, and the broker's run id."""
