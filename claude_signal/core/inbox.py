@@ -49,9 +49,9 @@ def record(db: DB, msg: InboundMessage, *, with_predecessor: bool = False, handl
     as the earlier delivery left them), the row locked until this transaction ends, so two copies handled at
     once take turns: the second finds the first's work done (PostgreSQL; SQLite runs one writer at a time).
 
-    ``with_predecessor``: a new row also comes back with ``predecessor``, the state of ``msg.after`` read by
-    the same statement (the ordering check needs it, and almost every message has one); absent when the
-    key was known. ``handled_here``: the caller knows this transaction ends with the message HANDLED (or
+    ``with_predecessor``: the same statement reads the state of ``msg.after`` (the ordering check needs it,
+    and almost every message has one) for :func:`predecessor_as_recorded`; not when the key was known.
+    ``handled_here``: the caller knows this transaction ends with the message HANDLED (or
     rolls back), so a new row is written HANDLED at once and :func:`mark_handled` costs no statement."""
     now = utcnow()
     values = {"key": msg.key, "sender": msg.sender, "conversation": msg.conversation, "text": msg.text,
@@ -77,8 +77,6 @@ def record(db: DB, msg: InboundMessage, *, with_predecessor: bool = False, handl
 
 
 _WRITTEN_HANDLED = "claude_signal.written_handled"  # db.info: keys this transaction wrote HANDLED at once
-
-
 _PREDECESSORS = "claude_signal.predecessors"  # db.info: key -> its Predecessor, read when it was recorded
 
 

@@ -69,8 +69,8 @@ class InboundPublisher:
     def _send(self, producer: Any, record: dict[str, Any]) -> None:
         """One ``command.handle`` message and, with events on, its ``task-sent`` event: Celery's own message
         (built by its protocol-2 builder) published by kombu straight onto the shared queue's list. Celery's
-        ``send_task`` would route, merge options, run publish signals nobody here listens to and build a
-        result handle nobody reads, which cost the listener more than the rest of the publish."""
+        ``send_task`` would also route, merge options, run publish signals nobody here listens to and build a
+        result handle nobody reads: about a sixth of what a publish cost the listener."""
         task_id = task_id_for(record["key"])
         args = [record]
         # Flower shows the message by its key and kind: the text stays out of task events.
