@@ -16,6 +16,7 @@ from claude_signal.config import Settings, load_settings
 from claude_signal.db.engine import dispose_all, make_engine, unit_of_work
 from claude_signal.db.migrate import upgrade
 from claude_signal.db.models import Base
+from tests.harness import RedisServer
 
 PG_ADMIN_URL = os.environ.get("CLAUDE_SIGNAL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]
@@ -74,6 +75,21 @@ def db(engine: Engine):  # type: ignore[no-untyped-def]
     """A transaction that commits when the test body ends (tests that need several use ``engine``)."""
     with unit_of_work(engine) as session:
         yield session
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server for one test (the broker's Redis, as far as the code under test knows)."""
+    server = RedisServer(tmp_path / "redis", appendonly=False).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
 
 
 @pytest.fixture

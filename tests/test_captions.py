@@ -16,6 +16,7 @@ from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import Turn, utcnow
 from claude_signal.wire.inbound import FileRef, InboundMessage
 from claude_signal.wire.queues import SESSION_PROMPT
+from tests.harness import statements_run
 from tests.test_handling import ME, handle, live_worker, msg, replies_to, start_session  # noqa: F401
 
 PNG = FileRef(id="a.png", content_type="image/png", filename="a.png", size=70)
@@ -99,20 +100,10 @@ def test_with_no_picture_held_neither_a_command_nor_a_prompt_looks_for_one(engin
                                                                            project_root: Path) -> None:
     """Whether a picture waits is read with the conversation's session, so the messages that find none
     (almost all) spend no statement on it; a picture held in the same transaction is still let go."""
-    from sqlalchemy import event
-
     sid = start_session(engine, settings, project_root / "shop")
-    statements: list[str] = []
-
-    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with statements_run(engine) as statements:
         handle(engine, settings, msg("/status"))
         handle(engine, settings, msg("a prompt"))
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     assert not [s for s in statements if s.startswith("UPDATE turn SET hold_until")]
     assert not [s for s in statements if "turn.hold_until >" in s]  # add_caption's look
     assert [t[0] for t in all_turns(engine)] == ["a prompt"]

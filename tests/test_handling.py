@@ -19,6 +19,7 @@ from claude_signal.db.models import Inbox, Outbox, Session, Transition, Turn
 from claude_signal.rules.states import SessionStatus, TurnStatus
 from claude_signal.wire.inbound import FileRef, InboundMessage
 from claude_signal.wire.queues import OUTBOX_SEND, SESSION_PROMPT, SESSION_START, host_queue
+from tests.harness import statements_run
 
 ME = Identity(node="w1@hosta", host="hosta", incarnation="inc-1", plane="turns", slots=2)
 _ts = iter(range(1_700_000_000_000, 1_800_000_000_000))
@@ -427,8 +428,6 @@ def test_a_group_bound_to_a_session_takes_prompts(engine: Engine, settings: Sett
 def test_status_reads_the_turns_with_the_session(engine: Engine, settings: Settings, project_root: Path) -> None:
     """/status reports the running prompt, the queue and the open questions, read by the same statement
     that finds the conversation's session (one statement fewer for the most frequent command)."""
-    from sqlalchemy import event
-
     from claude_signal.db.models import Approval, Turn, utcnow
 
     sid = start_session(engine, settings, project_root / "shop")
@@ -439,17 +438,9 @@ def test_status_reads_the_turns_with_the_session(engine: Engine, settings: Setti
         db.flush()
         db.add(Approval(id="ab12", turn_id=running.id, session_id=sid, request_id="r", tool_name="Bash",
                         input_summary="rm -rf build"))
-    statements: list[str] = []
-
-    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with statements_run(engine) as statements:
         asked = msg("/status")
         handle(engine, settings, asked)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     (text,) = replies_to(engine, asked)
     assert "Running: refactor the cart" in text and "Queued: 2 messages" in text
     assert "Waiting for you: 1 request" in text

@@ -6,27 +6,18 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kombu import Connection, Exchange, Queue
 
 from claude_signal.wire.kombu_patches import never_block_on_a_gone_subscription
-from tests.harness import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 
 BROADCAST = Exchange("claude-signal-test-broadcast", type="fanout")
 
 
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    server = RedisServer(tmp_path / "redis", appendonly=False).start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 class Listener:

@@ -3,7 +3,6 @@ that followed a failed /session start or resume never reaches another session.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import Inbox, Session, Turn
 from claude_signal.rules.states import InboxStatus, SessionStatus
 from claude_signal.wire.inbound import COMMAND_TASK, InboundMessage
-from tests.harness import RedisServer
+from tests.harness import RedisServer, statements_run
 from tests.test_handling import ME, handle, replies_to, run_host_step, start_session
 from tests.test_handling import msg as _msg
 
@@ -53,6 +52,14 @@ def wakes(engine: Engine, key: str) -> list[dict]:
     with unit_of_work(engine) as db:
         ordering.successors(db, key)
         return [w.args[0] for w in pending(db) if w.task == COMMAND_TASK]
+
+
+def waking_context(engine: Engine, settings: Settings) -> tuple[TaskContext, list[dict]]:
+    """A task context whose published ``command.handle`` wake-ups land in the list beside it."""
+    woken: list[dict] = []
+    ctx = TaskContext(settings, lambda: engine,
+                      lambda wakeups: woken.extend(w.args[0] for w in wakeups if w.task == COMMAND_TASK))
+    return ctx, woken
 
 
 def turns(engine: Engine) -> list[tuple[str, str]]:
@@ -168,32 +175,23 @@ def test_a_nul_byte_is_repaired_on_the_way_in(engine: Engine, settings: Settings
         assert db.get(Inbox, start.key).status == InboxStatus.HANDLED
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[RedisServer]:
-    redis = RedisServer(tmp_path / "redis", appendonly=False).start()
-    yield redis
-    redis.stop()
-
-
 def test_copies_of_a_handled_message_wake_its_successors_once(engine: Engine, settings: Settings,
-                                                              broker: RedisServer) -> None:
+                                                              redis_server: RedisServer) -> None:
     """The task that handles a message wakes those waiting for it and leaves a mark, so a copy of it wakes
     nobody; one that had nobody waiting leaves no mark (a copy then finds nobody waiting either)."""
-    settings = settings.model_copy(update={"broker_url": broker.url, "signal_sender": False})
-    woken: list[dict] = []
-    ctx = TaskContext(settings, lambda: engine,
-                      lambda wakeups: woken.extend(w.args[0] for w in wakeups if w.task == COMMAND_TASK))
+    ctx, woken = waking_context(engine, settings.model_copy(update={"broker_url": redis_server.url,
+                                                                     "signal_sender": False}))
     first, second = msg("/status"), msg("/status")
     wait(engine, settings, second)
     assert intake.take(ctx, first.model_dump(mode="json"), "t1") == "ok"
     assert [w["key"] for w in woken] == [second.key]
-    assert broker.client().exists(releases.PREFIX + first.key)
+    assert redis_server.client().exists(releases.PREFIX + first.key)
     intake.take(ctx, first.model_dump(mode="json"), "t1-copy")
     assert [w["key"] for w in woken] == [second.key], "a copy of the handled message woke its successor again"
 
     alone = _msg("/status", conversation="other")  # nobody waits for it
     assert intake.take(ctx, alone.model_dump(mode="json"), "t2") == "ok"
-    assert not broker.client().exists(releases.PREFIX + alone.key)
+    assert not redis_server.client().exists(releases.PREFIX + alone.key)
     intake.take(ctx, alone.model_dump(mode="json"), "t2-copy")
     assert [w["key"] for w in woken] == [second.key]
 
@@ -203,25 +201,15 @@ def test_the_predecessor_is_read_by_the_statement_that_records_the_message(engin
     """Almost every message names the one before it: the insert that records it brings back that one's
     state too, so the check costs no statement of its own (a waiting message woken later, whose row exists,
     asks apart: see the test above)."""
-    from sqlalchemy import event
-
     start_session(engine, settings, project_root / "shop")
     first, second = msg("/status"), msg("/status")
     handle(engine, settings, first)
-    statements: list[str] = []
-
-    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(" ".join(statement.split()))
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with statements_run(engine) as statements:
         handle(engine, settings, second)
         asks = [s for s in statements if s.startswith("SELECT inbox.status, inbox.received_at")]
         assert asks == [] and replies_to(engine, second)
         assert any(s.startswith("INSERT INTO inbox") and "before" in s for s in statements)
         assert not [s for s in statements if s.startswith("UPDATE inbox")]  # written HANDLED by its insert
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     with unit_of_work(engine) as db:
         assert db.get(Inbox, second.key).status == InboxStatus.HANDLED
 
@@ -242,37 +230,25 @@ def test_a_message_written_handled_can_still_be_left_to_a_host(engine: Engine, s
 
 
 def test_the_mark_of_a_posted_reply_tells_whether_anyone_waits(engine: Engine, settings: Settings,
-                                                                broker: RedisServer) -> None:
+                                                                redis_server: RedisServer) -> None:
     """When the task posted its reply itself, the statement that marks it sent also says whether a message
     waits for this one: a waiting one is woken, and with nobody waiting no other statement looks."""
-    from sqlalchemy import event
-
     from tests.fakes.signal_rest import FakeSignalServer
 
     signal = FakeSignalServer(account="+15550000001")
     signal.contact("+15550000002", "alice-uuid", "Alice")
     signal.start()
     try:
-        settings = settings.model_copy(update={"broker_url": broker.url, "signal_sender": True,
+        settings = settings.model_copy(update={"broker_url": redis_server.url, "signal_sender": True,
                                                 "account": "+15550000001", "signal_api": signal.url})
-        woken: list[dict] = []
-        ctx = TaskContext(settings, lambda: engine,
-                          lambda wakeups: woken.extend(w.args[0] for w in wakeups if w.task == COMMAND_TASK))
+        ctx, woken = waking_context(engine, settings)
         first, second = msg("/status"), msg("/status")
         wait(engine, settings, second)
         assert intake.take(ctx, first.model_dump(mode="json"), "t1") == "ok"
         assert [w["key"] for w in woken] == [second.key]
-        statements: list[str] = []
-
-        def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-            statements.append(" ".join(statement.split()))
-
-        event.listen(engine, "before_cursor_execute", seen)
-        try:
+        with statements_run(engine) as statements:
             alone = _msg("/status", conversation="other")  # nobody waits for it
             assert intake.take(ctx, alone.model_dump(mode="json"), "t2") == "ok"
-        finally:
-            event.remove(engine, "before_cursor_execute", seen)
         assert [w["key"] for w in woken] == [second.key]
         assert len(signal.sent()) == 2  # both answered, each posted by the task that wrote it
         assert [s for s in statements if s.startswith("UPDATE outbox")]  # the mark, which asked

@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -18,7 +17,6 @@ from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import Outbox, utcnow
 from claude_signal.edge.signal_client import SendError, SignalClient
 from claude_signal.rules.states import OutboxStatus
-from tests.harness import RedisServer
 
 
 def add(engine: Engine) -> int:
@@ -47,11 +45,6 @@ def test_a_sender_whose_claim_lapsed_cannot_renew_it_nor_hand_the_row_back(engin
         assert outbox.renew_claim(db, fresh, hold=30)
 
 
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    server = RedisServer(tmp_path / "redis", appendonly=False).start()
-    yield server.url
-    server.stop()
 
 
 def test_a_lapsed_lane_is_reported_lost_and_stays_lost(redis_url: str) -> None:

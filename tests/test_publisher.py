@@ -5,28 +5,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import redis
 
 from claude_signal.edge.publisher import InboundPublisher
 from claude_signal.wire.inbound import COMMAND_TASK, task_id_for
 from claude_signal.wire.queues import SHARED_QUEUE
 from claude_signal.wire.signing import HEADER, valid
-from tests.harness import RedisServer
 
 KEY = b"k" * 32
 
 
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    server = RedisServer(tmp_path / "redis", appendonly=False).start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 def test_messages_reach_an_undeclared_queue_in_order_signed(redis_url: str) -> None:

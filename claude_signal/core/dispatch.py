@@ -70,8 +70,9 @@ def _group_business(db: DB, msg: InboundMessage) -> bool:
 def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
     """Handle one inbound message exactly once; safe to call again for the same message."""
     wakeups = pending(db)
+    command = c.parse(msg.text)
     row = record(db, msg, with_predecessor=ctx.keep_order and msg.kind != "reaction",
-                 handled_here=not _may_be_finished_elsewhere(msg))
+                 handled_here=not _may_be_finished_elsewhere(msg, command))
     if row.status == InboxStatus.HANDLED:
         for outbox_id in outbox.unsent_for_inbox(db, msg.key):
             wake_sender(db, outbox_id)
@@ -117,7 +118,6 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
         reply(db, msg, refused)
         mark_handled(db, msg.key)
         return wakeups
-    command = c.parse(msg.text)
     if isinstance(command, c.Prompt) and (order is ordering.Verdict.RELEASED
                                           or ordering.follows_failed_switch(db, msg)):
         lost = order is ordering.Verdict.RELEASED
@@ -147,10 +147,10 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
 _FINISHED_ELSEWHERE = (c.SessionStart, c.SessionResume, c.GetFile, c.Export, c.Cost)
 
 
-def _may_be_finished_elsewhere(msg: InboundMessage) -> bool:
+def _may_be_finished_elsewhere(msg: InboundMessage, command: c.Command) -> bool:
     """Only these commands can leave their message to a host (``_dispatch`` returns True); every other
     message ends HANDLED in the transaction that records it, or that transaction rolls back."""
-    return msg.kind == "message" and isinstance(c.parse(msg.text), _FINISHED_ELSEWHERE)
+    return msg.kind == "message" and isinstance(command, _FINISHED_ELSEWHERE)
 
 
 def _dispatch(db: DB, msg: InboundMessage, command: c.Command, ctx: Context) -> bool:

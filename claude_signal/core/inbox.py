@@ -14,12 +14,11 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import Executable, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.config import Settings
 from claude_signal.db.models import Inbox, utcnow
-from claude_signal.db.upsert import insert_or_ignore_returning
+from claude_signal.db.upsert import insert_ignoring, insert_or_ignore_returning
 from claude_signal.rules.states import InboxStatus
 from claude_signal.wire import senders
 from claude_signal.wire.inbound import InboundMessage
@@ -89,15 +88,14 @@ def predecessor_as_recorded(db: DB, key: str) -> Predecessor | None:
 def _record_with_predecessor(dialect: str) -> Executable:
     table = Inbox.__table__
     before = table.alias("before")
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     names = ("key", "sender", "conversation", "text", "kind", "payload", "status", "received_at", "handled_at")
 
     def of_before(column: str) -> Any:
         return (select(before.c[column]).where(before.c.key == bindparam("after", type_=table.c.key.type))
                 .scalar_subquery())
 
-    return (insert(table).values({name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names})
-            .on_conflict_do_nothing(index_elements=["key"])
+    return (insert_ignoring(dialect, table, {name: bindparam(f"v_{name}", type_=table.c[name].type)
+                                             for name in names}, "key")
             .returning(table.c.received_at, of_before("status").label("before_status"),
                        of_before("received_at").label("before_received_at")))
 

@@ -16,12 +16,11 @@ from functools import cache
 from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import ColumnElement, Executable, bindparam, case, exists, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.db.clock import tx_now
 from claude_signal.db.models import Outbox
-from claude_signal.db.upsert import insert_or_ignore_returning
+from claude_signal.db.upsert import insert_ignoring, insert_or_ignore_returning
 from claude_signal.rules import chunking
 from claude_signal.rules.states import OutboxStatus
 
@@ -126,14 +125,12 @@ def _insert_claimed(dialect: str) -> Executable:
     recipient is still unsent: the same guard as :func:`claim_to_send_here`, inside the INSERT."""
     other = T.alias("ahead")
     ahead = exists().where(other.c.recipient == bindparam("v_recipient"), _unsent(other))
-    plain = _CLAIMED_INSERT_VALUES
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (insert(T).values({
-        **{name: bindparam(f"v_{name}", type_=T.c[name].type) for name in plain},
+    return insert_ignoring(dialect, T, {
+        **{name: bindparam(f"v_{name}", type_=T.c[name].type) for name in _CLAIMED_INSERT_VALUES},
         "status": case((ahead, OutboxStatus.PENDING), else_=OutboxStatus.SENDING),
         "attempts": case((ahead, 0), else_=1),
         "claimed_until": case((ahead, None), else_=bindparam("until", type_=T.c.claimed_until.type)),
-    }).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(*T.c))
+    }, "dedupe_key").returning(*T.c)
 
 
 def new_row(db: DB, *, dedupe_key: str, recipient: str, text: str, inbox_key: str | None = None,

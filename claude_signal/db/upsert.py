@@ -10,20 +10,25 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, bindparam
+from sqlalchemy import Executable, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.db.models import Base
 
 
+def insert_ignoring(dialect: str, table: Table, values: dict[str, Any], key: str) -> Any:
+    """``INSERT … ON CONFLICT (key) DO NOTHING`` in ``dialect``, for statements that need more than
+    :func:`insert_or_ignore` offers (values computed in SQL, subqueries in RETURNING)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).values(values).on_conflict_do_nothing(index_elements=[key])
+
+
 @cache
 def _statement(dialect: str, model: type[Base], key: str, columns: tuple[str, ...],
                returning: tuple[str, ...]) -> Executable:
     table = model.__table__
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values({name: bindparam(f"v_{name}") for name in columns})
-    stmt = stmt.on_conflict_do_nothing(index_elements=[key])
+    stmt = insert_ignoring(dialect, table, {name: bindparam(f"v_{name}") for name in columns}, key)
     return stmt.returning(*(table.c[name] for name in returning)) if returning else stmt
 
 

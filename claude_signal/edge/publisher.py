@@ -47,7 +47,7 @@ class InboundPublisher:
                                       "max_retries": 0},
         )
 
-        self._events = self.app.events.Dispatcher(enabled=False)  # publishes through the batch's producer
+        self._event_dispatcher = self.app.events.Dispatcher(enabled=False)  # publishes through the batch's producer
 
     def publish(self, message: InboundMessage | dict[str, Any]) -> None:
         self.publish_many([message.model_dump(mode="json") if isinstance(message, InboundMessage) else message])
@@ -85,7 +85,7 @@ class InboundPublisher:
                          delivery_mode=2, retry=False, declare=[], **properties)
         if sent_event is not None:
             sent_event.update(queue=SHARED_QUEUE, exchange="", routing_key=SHARED_QUEUE)
-            self._events.publish("task-sent", sent_event, producer, retry=False)
+            self._event_dispatcher.publish("task-sent", sent_event, producer, retry=False)
 
     def acknowledged_and_broker_run(self, keys: Sequence[str]) -> tuple[set[str], str | None]:
         """Which of ``keys`` the workers have recorded in the inbox, and the broker's run id."""

@@ -32,9 +32,12 @@ TTL_SECONDS = 86400
 GATHER_SECONDS = 0.05
 
 
-def mark(broker: redis.Redis, key: str) -> None:
-    """Say that the inbox holds the message ``key``."""
-    broker.set(PREFIX + key, b"1", ex=TTL_SECONDS)
+def mark(broker: redis.Redis, *keys: str) -> None:
+    """Say that the inbox holds the messages ``keys``, in one round trip."""
+    pipe = broker.pipeline(transaction=False)
+    for key in keys:
+        pipe.set(PREFIX + key, b"1", ex=TTL_SECONDS)
+    pipe.execute()
 
 
 def acknowledged_and_broker_run(broker: redis.Redis, keys: Sequence[str]) -> tuple[set[str], str | None]:
@@ -80,10 +83,7 @@ class Gatherer:
 
     def _send(self, keys: list[str]) -> None:
         try:
-            pipe = client(self.broker_url).pipeline(transaction=False)
-            for key in keys:
-                pipe.set(PREFIX + key, b"1", ex=TTL_SECONDS)
-            pipe.execute()
+            mark(client(self.broker_url), *keys)
         except redis.RedisError as error:  # the listener re-publishes them; the inbox makes that harmless
             log.warning("could not acknowledge %d message(s) to the listener: %s", len(keys), error)
 
