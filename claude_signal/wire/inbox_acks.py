@@ -2,7 +2,8 @@
 
 The listener keeps a journaled message until the inbox has it, but it must not read the database. So once
 ``command.handle`` returns (its transaction, which recorded the inbox row, has committed), the worker sets
-one small key per idempotency key, ``claude-signal:inbox:<key>``, that expires after a day. The listener
+one small key per idempotency key, ``claude-signal:inbox:<key>``, that expires after a day; a thread of the
+worker's process sends them in batches (:class:`Gatherer`). The listener
 asks with ``EXISTS`` for the keys it still holds. Keys rather than a stream or a set: nothing to trim, no
 reader state, the same answer for every reader; and a lost write costs one harmless re-publish.
 """
