@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, event, insert, select, text, update
 
 from claude_signal.core import outbox
 from claude_signal.db.engine import unit_of_work
@@ -199,10 +199,15 @@ def test_a_task_that_posts_its_own_replies_writes_them_claimed_when_nothing_is_a
         again = outbox.enqueue(db, recipient="alice", text="hi", dedupe_key="a")
         (mine,) = outbox.take_claimed_at_insert(db)  # neither the one behind it nor the long one
         assert again == first and mine.id == first and outbox.take_claimed_at_insert(db) == []
-        assert (mine.status, mine.attempts) == (OutboxStatus.SENDING, 1)
-        assert mine.claimed_until == mine.created_at + timedelta(seconds=30)
         rows = {r.id: r for r in db.execute(select(Outbox)).scalars()}
         assert (rows[first].status, rows[first].attempts) == (OutboxStatus.SENDING, 1)
+        assert rows[first].claimed_until == rows[first].created_at + timedelta(seconds=30)
+        # what the writer is handed to post is the row as written, claim token included
+        handed = (mine.recipient, mine.text, mine.text_mode, mine.attempts, mine.created_at, mine.parts_sent)
+        stored = rows[first]
+        assert handed == (stored.recipient, stored.text, stored.text_mode, stored.attempts, stored.created_at,
+                          stored.parts_sent)
+        assert (mine.attachments, mine.signal_timestamp) == (stored.attachments, stored.signal_timestamp)
         assert [(rows[i].status, rows[i].attempts, rows[i].claimed_until) for i in (behind, long)] == [
             (OutboxStatus.PENDING, 0, None)] * 2
         assert outbox.claim_next_for(db, "alice") is None  # its head is being sent by the writer
@@ -210,3 +215,53 @@ def test_a_task_that_posts_its_own_replies_writes_them_claimed_when_nothing_is_a
         plain = outbox.enqueue(db, recipient="carol", text="hi", dedupe_key="d")
         assert outbox.take_claimed_at_insert(db) == []
         assert db.get(Outbox, plain).status == OutboxStatus.PENDING
+
+
+def test_a_recipients_unsent_replies_are_found_without_reading_what_was_sent(engine: Engine) -> None:
+    """Each reply asks whether one to its recipient is still unsent, and each mark asks which one is next.
+    Both read the partial index of unsent rows (a handful) rather than the recipient's history, which grows
+    for as long as the bot runs: the plans the database makes for the statements as they ran say so."""
+    now = utcnow()
+    with unit_of_work(engine) as db:
+        db.execute(insert(Outbox), [
+            {"dedupe_key": f"old{i}", "recipient": "alice", "text": "hi", "status": OutboxStatus.SENT,
+             "next_attempt_at": now, "created_at": now} for i in range(400)])
+        db.execute(text("ANALYZE"))
+    ran: list[tuple[str, object]] = []
+
+    def capture(_conn, _cursor, statement, parameters, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith(("INSERT INTO outbox", "UPDATE outbox")):
+            ran.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with unit_of_work(engine) as db:
+            outbox.offer_to_send_here(db, outbox.SendHere(hold=30, fits=lambda _text, _mode: True))
+            outbox.enqueue(db, recipient="alice", text="hi", dedupe_key="new")
+            (mine,) = outbox.take_claimed_at_insert(db)
+            assert outbox.mark_sent_then_due_head(db, mine, 123) is not None
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert [statement.split()[0] for statement, _ in ran] == ["INSERT", "UPDATE"]
+    explain = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+    raw = engine.raw_connection()
+    try:
+        for statement, parameters in ran:
+            cursor = raw.cursor()
+            cursor.execute(explain + statement, parameters)
+            plan = [str(row[-1]) for row in cursor.fetchall()]
+            cursor.close()
+            assert _seeks_only_unsent(plan, engine.dialect.name), plan
+    finally:
+        raw.rollback()
+        raw.close()
+
+
+def _seeks_only_unsent(plan: list[str], dialect: str) -> bool:
+    """PostgreSQL reads the partial index; SQLite reads it, or seeks each unsent status in the recipient's
+    part of ``ix_outbox_recipient_status`` (the same rows)."""
+    if dialect == "postgresql":
+        return any("ix_outbox_unsent" in line for line in plan)
+    # the searches of the other rows (aliased ahead, next); the row itself is found by its id
+    searches = [line for line in plan if line.startswith("SEARCH") and line.split()[1] != "outbox"]
+    return bool(searches) and all("ix_outbox_unsent" in line or "status=?" in line for line in searches)

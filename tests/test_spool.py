@@ -262,6 +262,15 @@ def test_repair_keeps_well_formed_text_and_joins_split_pairs() -> None:
     assert repair_text("\ud83d\ude00 \udfff") == "😀 \ufffd"
 
 
+def test_only_text_that_utf8_or_postgresql_would_refuse_needs_repair() -> None:
+    from claude_signal.wire.inbound import needs_repair
+
+    fine = [None, "", "/status", "héllo ✓ 😀", "x" * 10_000 + "é"]
+    broken = ["a\x00b", "é\x00", "\ud800", "x\udfffy", "\ud83d\ude00", "😀" * 100 + "\udc00"]
+    assert [needs_repair(text) for text in fine] == [False] * len(fine)
+    assert [needs_repair(text) for text in broken] == [True] * len(broken)
+
+
 def test_a_lost_broker_copy_is_published_again_until_the_inbox_has_it(tmp_path: Path) -> None:
     """kombu can lose a message between taking it off the list and recording it unacked: publishing is not
     delivery, so the journal keeps the record and publishes it again."""

@@ -79,7 +79,7 @@ class Posted:
         self.timestamp = timestamp
 
 
-def _send_row(ctx: TaskContext, row: Outbox, lane: Lane | None, *, paced: bool,
+def _send_row(ctx: TaskContext, row: outbox.Claimed, lane: Lane | None, *, paced: bool,
               fresh_since: float) -> Posted | bool:
     """Post one claimed reply (all its remaining parts). :class:`Posted` when it went out (the caller marks
     it), True when it was given up for good, False when it stops here (a retry is scheduled, or the row or
@@ -117,11 +117,11 @@ def _send_row(ctx: TaskContext, row: Outbox, lane: Lane | None, *, paced: bool,
     return Posted(timestamp)
 
 
-def _plan(settings: Settings, row: Outbox) -> chunking.Delivery:
+def _plan(settings: Settings, row: outbox.Claimed) -> chunking.Delivery:
     return chunking.plan(row.text, styled=row.text_mode == "styled", attachment_over=settings.attachment_over)
 
 
-def _still_ours(ctx: TaskContext, row: Outbox, lane: Lane | None, hold: float | None = None) -> bool:
+def _still_ours(ctx: TaskContext, row: outbox.Claimed, lane: Lane | None, hold: float | None = None) -> bool:
     """Renew the lane and the row's claim for one more POST (which ends within ``signal_timeout``, less
     than the hold); False when either lapsed and may be another sender's: that sender must be the only one."""
     if lane is not None and not lane.renew():
@@ -150,14 +150,14 @@ def _fits_one_message(settings: Settings, text: str, text_mode: str) -> bool:
     return delivery.count() == 1 and delivery.attachment is None
 
 
-def claim_here(db: DB, settings: Settings) -> list[Outbox]:
+def claim_here(db: DB, settings: Settings) -> list[outbox.Claimed]:
     """In the transaction that wrote them: claim the replies it asked to send that this task can post
     itself right after its commit, and drop their wake-ups. Only on a machine that sends to Signal, only a
     reply that goes out in one message, and only the head of its recipient's replies (so at most one per
     recipient); the others keep their ``outbox.send``."""
     if not _sends_here(settings):
         return []
-    mine: list[Outbox] = outbox.take_claimed_at_insert(db)  # written claimed, as offer_here asked
+    mine: list[outbox.Claimed] = list(outbox.take_claimed_at_insert(db))  # written claimed, as offer_here asked
     wakeups = pending(db)
     for wakeup in list(wakeups):
         if wakeup.task != OUTBOX_SEND:
@@ -177,7 +177,8 @@ def claim_here(db: DB, settings: Settings) -> list[Outbox]:
     return mine
 
 
-def post_here(ctx: TaskContext, rows: Sequence[Outbox], claimed_at: float) -> list[tuple[Outbox, Posted]]:
+def post_here(ctx: TaskContext, rows: Sequence[outbox.Claimed], claimed_at: float
+              ) -> list[tuple[outbox.Claimed, Posted]]:
     """Post the replies :func:`claim_here` claimed, after the commit; those that failed are rescheduled
     (through ``outbox.send``) and left out of the answer, the others are for :func:`mark_posted`."""
     posted = []
@@ -188,7 +189,7 @@ def post_here(ctx: TaskContext, rows: Sequence[Outbox], claimed_at: float) -> li
     return posted
 
 
-def mark_posted(db: DB, posted: Sequence[tuple[Outbox, Posted]], *, also: ColumnElement[Any] | None = None,
+def mark_posted(db: DB, posted: Sequence[tuple[outbox.Claimed, Posted]], *, also: ColumnElement[Any] | None = None,
                 also_params: dict[str, Any] | None = None) -> Any:
     """Mark replies posted by the task that wrote them; wake the sender of any reply that waited behind one
     (its own ``outbox.send`` found this one ahead and left it). ``also``: a column the first mark's
@@ -215,7 +216,7 @@ def _post(client: SignalClient, recipient: str, delivery: chunking.Delivery, ind
                        timeout=timeout).timestamp
 
 
-def _failed(ctx: TaskContext, row: Outbox, error: SendError) -> bool:
+def _failed(ctx: TaskContext, row: outbox.Claimed, error: SendError) -> bool:
     settings = ctx.settings
     with ctx.transaction() as db:
         plan = outbox.mark_failed_attempt(db, row, str(error), retryable=error.retryable,

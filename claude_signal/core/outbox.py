@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Executable, bindparam, case, exists, or_, 
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.db.clock import tx_now
-from claude_signal.db.models import Outbox
+from claude_signal.db.models import Outbox, outbox_unsent
 from claude_signal.db.upsert import insert_ignoring, insert_or_ignore_returning
 from claude_signal.rules import chunking
 from claude_signal.rules.states import OutboxStatus
@@ -47,15 +47,14 @@ class Claimed(Protocol):
     parts_sent: int
     signal_timestamp: int | None
     created_at: datetime
+    attachments: dict[str, Any] | None
 
 
 T = Outbox.__table__
-UNSENT = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
 
 def _unsent(table: Any) -> Any:
-    """``status`` is one of :data:`UNSENT`, written out: an IN list would be expanded on every execution."""
-    return or_(*(table.c.status == status for status in UNSENT))
+    return outbox_unsent(table.c.status)
 
 
 def enqueue(
@@ -84,7 +83,8 @@ def enqueue(
             "until": values["created_at"] + timedelta(seconds=offer.hold)}).first()
         if row is not None:
             if row.status == OutboxStatus.SENDING:
-                db.info.setdefault(_CLAIMED_AT_INSERT, {})[row.id] = row
+                db.info.setdefault(_CLAIMED_AT_INSERT, {})[row.id] = ClaimedAtInsert(
+                    row.id, recipient, text, text_mode, row.attempts, values["created_at"])
             return int(row.id)
     else:
         added = insert_or_ignore_returning(db, Outbox, values, "dedupe_key", ["id"])
@@ -110,7 +110,23 @@ def offer_to_send_here(db: DB, offer: SendHere) -> None:
     db.info[_SEND_HERE] = offer
 
 
-def take_claimed_at_insert(db: DB) -> list[Any]:
+@dataclass(frozen=True)
+class ClaimedAtInsert:
+    """A reply :func:`enqueue` wrote claimed: what it wrote, and the id and claim the INSERT returned (a
+    reply offered to its writer has no attachments and no part sent yet)."""
+
+    id: int
+    recipient: str
+    text: str
+    text_mode: str
+    attempts: int
+    created_at: datetime
+    attachments: None = None
+    parts_sent: int = 0
+    signal_timestamp: int | None = None
+
+
+def take_claimed_at_insert(db: DB) -> list[ClaimedAtInsert]:
     """The replies this transaction wrote claimed (see :func:`enqueue`), oldest first; each only once."""
     return list(db.info.pop(_CLAIMED_AT_INSERT, {}).values())
 
@@ -130,7 +146,7 @@ def _insert_claimed(dialect: str) -> Executable:
         "status": case((ahead, OutboxStatus.PENDING), else_=OutboxStatus.SENDING),
         "attempts": case((ahead, 0), else_=1),
         "claimed_until": case((ahead, None), else_=bindparam("until", type_=T.c.claimed_until.type)),
-    }, "dedupe_key").returning(*T.c)
+    }, "dedupe_key").returning(T.c.id, T.c.status, T.c.attempts)
 
 
 def new_row(db: DB, *, dedupe_key: str, recipient: str, text: str, inbox_key: str | None = None,

@@ -20,9 +20,8 @@ from collections.abc import Sequence
 
 import redis
 
-from claude_signal.core import delivery, ordering
+from claude_signal.core import delivery, ordering, outbox
 from claude_signal.core.unit_of_work import TaskContext
-from claude_signal.db.models import Outbox
 from claude_signal.wire.broker_redis import client
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def mark_released(broker: redis.Redis, key: str) -> None:
         log.warning("could not record that %s woke its successors: %s", key, error)
 
 
-def release_successors(ctx: TaskContext, key: str, posted: Sequence[tuple[Outbox, delivery.Posted]] = (), *,
+def release_successors(ctx: TaskContext, key: str, posted: Sequence[tuple[outbox.Claimed, delivery.Posted]] = (), *,
                        handled_here: bool = False) -> None:
     """Wake the messages that waited for ``key`` (a no-op unless it is HANDLED); after its commit. Once:
     a copy of a message whose successors were woken wakes nobody (see above). The replies this task

@@ -69,7 +69,7 @@ def db_now(db: DB) -> datetime:
     bind = db.get_bind()
     if bind.dialect.name == "sqlite":
         return datetime.fromtimestamp(time.clock_gettime(time.CLOCK_REALTIME), UTC)
-    key = str(bind.url)
+    key = str(bind.engine.url)
     elapsed, wall = _elapsed(), time.time()
     anchor = _anchors.get(key)
     now = anchor.now(elapsed, wall) if anchor is not None else None

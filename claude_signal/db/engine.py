@@ -8,18 +8,22 @@ PostgreSQL: a connect timeout, a statement timeout and TCP keepalives, so a blac
 fails a connection in seconds instead of stalling a heartbeat thread or a pool process for good; a pooled
 connection that sat unused is pinged before use.
 Prefork children inherit the parent's engine; :func:`get_engine` notices the new pid and starts afresh.
+The engine of a process (:func:`get_engine`) lets units of work on the main thread keep their connection
+between them (a pool process runs every task there): a checkout and a checkin cost more than a statement.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session
@@ -132,13 +136,20 @@ def _ping_idle_connections(engine: Engine) -> None:
         returned = record.info.get(_RETURNED_AT)
         if returned is None or time.monotonic() - returned < PING_IDLE_AFTER:
             return  # new, or back in the pool only a moment
-        dialect = engine.dialect
-        try:
-            dialect.do_ping(dbapi_connection)
-        except dialect.loaded_dbapi.Error as error:
-            if dialect.is_disconnect(error, dbapi_connection, None):
-                raise InvalidatePoolError() from error  # the pool drops every older connection, then retries
-            raise
+        if not _answers_ping(engine, dbapi_connection):
+            raise InvalidatePoolError()  # the pool drops every older connection, then retries
+
+
+def _answers_ping(engine: Engine, dbapi_connection: Any) -> bool:
+    """False when the server is gone (the connection is dead); other errors are raised."""
+    dialect = engine.dialect
+    try:
+        dialect.do_ping(dbapi_connection)
+    except dialect.loaded_dbapi.Error as error:
+        if dialect.is_disconnect(error, dbapi_connection, None):
+            return False
+        raise
+    return True
 
 
 def get_engine(url: str) -> Engine:
@@ -150,14 +161,17 @@ def get_engine(url: str) -> Engine:
         if owner_pid == pid:
             return engine
         engine.dispose(close=False)
-    engine = make_engine(url)
+    engine = keep_connections(make_engine(url))
     _engines[url] = (pid, engine)
     return engine
 
 
 def dispose_all() -> None:
     """Drop every cached engine (tests, shutdown)."""
-    for _pid, engine in _engines.values():
+    for pid, engine in _engines.values():
+        kept = engine.__dict__.get(_KEPT)
+        if kept is not None and pid == os.getpid():
+            kept.close()
         engine.dispose()
     _engines.clear()
 
@@ -192,5 +206,74 @@ def unit_of_work(engine: Engine, *, read_only: bool = False, autocommit: bool = 
         bind = _autocommitter(engine)
     else:
         bind = _reader(engine) if read_only else engine
-    with Session(bind, expire_on_commit=False) as db, db.begin():
-        yield db
+    kept = _kept_connections(engine)
+    if kept is None:
+        with Session(bind, expire_on_commit=False) as db, db.begin():
+            yield db
+        return
+    connection = kept.take(bind)
+    try:
+        with Session(connection, expire_on_commit=False) as db, db.begin():
+            yield db
+    finally:
+        kept.give_back(bind, connection)
+
+
+class _KeptConnections:
+    """One connection per kind of unit of work (read-write, read-only, autocommit), held by the process's
+    main thread between its units of work instead of going back to the pool after each.
+
+    A prefork pool process runs every task on its main thread, one at a time, and a message costs it two
+    units of work: a checkout and a checkin from SQLAlchemy's pool (with their events and resets) cost
+    more than a statement. A connection kept idle longer than :data:`PING_IDLE_AFTER` is pinged before
+    reuse, as the pool would; a broken one is replaced; other threads (the heartbeat, the turn plane's
+    threads) use the pool as before."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.held: dict[int, tuple[Connection, float]] = {}
+
+    def take(self, bind: Engine) -> Connection:
+        held = self.held.pop(id(bind), None)  # popped: a unit of work opened inside another gets its own
+        if held is not None:
+            connection, since = held
+            if not connection.invalidated and self._alive(bind, connection, since):
+                return connection
+            connection.close()
+        return bind.connect()
+
+    def give_back(self, bind: Engine, connection: Connection) -> None:
+        if connection.invalidated or connection.in_transaction() or id(bind) in self.held:
+            connection.close()
+        else:
+            self.held[id(bind)] = (connection, time.monotonic())
+
+    @staticmethod
+    def _alive(bind: Engine, connection: Connection, since: float) -> bool:
+        if bind.dialect.name != "postgresql" or time.monotonic() - since < PING_IDLE_AFTER:
+            return True
+        if _answers_ping(bind, connection.connection.dbapi_connection):
+            return True
+        connection.invalidate()
+        return False
+
+    def close(self) -> None:
+        for connection, _since in self.held.values():
+            connection.close()
+        self.held.clear()
+
+
+_KEPT = "_claude_signal_kept_connections"  # engine.__dict__: its _KeptConnections, when it keeps them
+
+
+def keep_connections(engine: Engine) -> Engine:
+    """Let ``engine``'s units of work on the main thread keep their connections (see _KeptConnections)."""
+    engine.__dict__[_KEPT] = _KeptConnections()
+    return engine
+
+
+def _kept_connections(engine: Engine) -> _KeptConnections | None:
+    kept: _KeptConnections | None = engine.__dict__.get(_KEPT)
+    if kept is None or kept.pid != os.getpid() or threading.current_thread() is not threading.main_thread():
+        return None
+    return kept

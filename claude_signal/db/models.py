@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    literal_column,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -174,6 +175,18 @@ class Inbox(Base):
     __table_args__ = (Index("ix_inbox_status_received", "status", "received_at"),)
 
 
+OUTBOX_UNSENT = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+UNSENT_SQL = f"status IN ({', '.join(repr(str(value)) for value in OUTBOX_UNSENT)})"
+_UNSENT_WHERE = text(UNSENT_SQL)
+
+
+def outbox_unsent(status: Any) -> Any:
+    """``status`` is one of :data:`OUTBOX_UNSENT`, with the values written into the SQL as the partial index
+    ``ix_outbox_unsent`` states them: a bound parameter would hide from the planner that the index applies
+    (PostgreSQL's generic plans, SQLite always), and an expanding IN would be rendered on every execution."""
+    return status.in_([literal_column(f"'{value}'") for value in OUTBOX_UNSENT])
+
+
 class Outbox(Base):
     """A reply waiting to be posted to signal-cli-rest-api, written with the change it reports."""
 
@@ -196,8 +209,14 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),
-                      Index("ix_outbox_recipient_status", "recipient", "status"))
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_recipient_status", "recipient", "status"),
+        # A recipient's unsent replies, oldest first: every reply asks whether one is ahead of it, and a
+        # recipient's sent history grows for as long as the bot runs (the queries spell out the same
+        # statuses, so both databases can prove the index covers them).
+        Index("ix_outbox_unsent", "recipient", "id", sqlite_where=_UNSENT_WHERE, postgresql_where=_UNSENT_WHERE),
+    )
 
 
 class Approval(Base):

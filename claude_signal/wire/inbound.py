@@ -34,7 +34,13 @@ def repair_text(text: str) -> str:
 def needs_repair(text: str | None) -> bool:
     """True when ``text`` holds a NUL or a surrogate code point (which a Python string holds only unpaired or
     split)."""
-    return text is not None and any("\ud800" <= c <= "\udfff" or c == "\x00" for c in text)
+    if text is None or text.isascii():
+        return text is not None and "\x00" in text
+    try:
+        text.encode("utf-8")  # strict: refuses any surrogate code point
+    except UnicodeEncodeError:
+        return True
+    return "\x00" in text
 
 
 def task_id_for(key: str) -> str:
