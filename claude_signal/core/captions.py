@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session as DB
 from claude_signal.core.attachments_in import is_image
 from claude_signal.core.wakeups import Wakeup, next_turn, wake
 from claude_signal.db.clock import db_now
+from claude_signal.db.literals import constant
 from claude_signal.db.models import Session, Turn
 from claude_signal.rules.states import TurnStatus
 from claude_signal.wire.inbound import InboundMessage
@@ -40,7 +41,7 @@ def expiry_wakeup(session: Session, wait: float) -> Wakeup:
 
 
 def _held(session_id: str | BindParameter[str]):  # type: ignore[no-untyped-def]
-    return (Turn.session_id == session_id, Turn.status == TurnStatus.QUEUED, Turn.hold_until.is_not(None))
+    return (Turn.session_id == session_id, Turn.status == constant(TurnStatus.QUEUED), Turn.hold_until.is_not(None))
 
 
 _HOLDS = "claude_signal.holds_picture"  # db.info: session id -> whether a picture of it waits (this transaction)

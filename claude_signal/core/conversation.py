@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session as DB
 from claude_signal.config import Settings
 from claude_signal.core import captions, outbox
 from claude_signal.core.wakeups import wake_sender
+from claude_signal.db.literals import constant
 from claude_signal.db.models import Approval, Conversation, Schedule, Session, Turn, utcnow
 from claude_signal.db.upsert import insert_or_ignore
 from claude_signal.rules import replies
@@ -121,13 +122,15 @@ def _turn_state_columns(session: Any) -> tuple[Any, ...]:
     """Built once per statement that uses them (most sessions have no schedule: then /status needs no
     other statement)."""
     turn, approval, schedule = Turn.__table__, Approval.__table__, Schedule.__table__
-    running = select(turn.c.prompt).where(turn.c.session_id == session, turn.c.status == TurnStatus.RUNNING)
-    queued = select(func.count()).where(turn.c.session_id == session, turn.c.status == TurnStatus.QUEUED)
+    running = select(turn.c.prompt).where(turn.c.session_id == session,
+                                          turn.c.status == constant(TurnStatus.RUNNING))
+    queued = select(func.count()).where(turn.c.session_id == session, turn.c.status == constant(TurnStatus.QUEUED))
     pending = select(func.count()).where(approval.c.session_id == session,
-                                         approval.c.status == ApprovalStatus.PENDING)
-    scheduled = exists().where(schedule.c.session_id == session, schedule.c.status == ScheduleStatus.ACTIVE,
+                                         approval.c.status == constant(ApprovalStatus.PENDING))
+    scheduled = exists().where(schedule.c.session_id == session,
+                               schedule.c.status == constant(ScheduleStatus.ACTIVE),
                                schedule.c.next_run_at.is_not(None))
-    return (running.limit(1).scalar_subquery().label("running"), queued.scalar_subquery().label("queued"),
+    return (running.limit(constant(1)).scalar_subquery().label("running"), queued.scalar_subquery().label("queued"),
             pending.scalar_subquery().label("pending"), scheduled.label("scheduled"))
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session as DB
 
 from claude_signal.core import inbox
 from claude_signal.core.wakeups import Wakeup, wake
+from claude_signal.db.literals import constant
 from claude_signal.db.models import Conversation, Inbox, Outbox, Session, utcnow
 from claude_signal.rules import commands as c
 from claude_signal.rules.states import InboxStatus, SessionStatus
@@ -100,7 +101,7 @@ def anyone_waiting_for(key: str) -> tuple[ColumnElement[bool], dict[str, Any]]:
 @cache
 def _anyone_waiting() -> ColumnElement[bool]:
     table = Inbox.__table__
-    return exists().where(table.c.status == InboxStatus.RECEIVED,
+    return exists().where(table.c.status == constant(InboxStatus.RECEIVED),
                           table.c.payload["after"].as_string() == bindparam("waiting_for")).label("anyone_waiting")
 
 

@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import ColumnElement, Executable, bindparam, case, exists, or_, select, update
+from sqlalchemy import ColumnElement, Executable, bindparam, case, exists, null, or_, select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.db.clock import tx_now
+from claude_signal.db.literals import constant
 from claude_signal.db.models import Outbox, outbox_unsent
 from claude_signal.db.upsert import insert_ignoring, insert_or_ignore_returning
 from claude_signal.rules import chunking
@@ -143,8 +144,8 @@ def _insert_claimed(dialect: str) -> Executable:
     ahead = exists().where(other.c.recipient == bindparam("v_recipient"), _unsent(other))
     return insert_ignoring(dialect, T, {
         **{name: bindparam(f"v_{name}", type_=T.c[name].type) for name in _CLAIMED_INSERT_VALUES},
-        "status": case((ahead, OutboxStatus.PENDING), else_=OutboxStatus.SENDING),
-        "attempts": case((ahead, 0), else_=1),
+        "status": case((ahead, constant(OutboxStatus.PENDING)), else_=constant(OutboxStatus.SENDING)),
+        "attempts": case((ahead, constant(0)), else_=constant(1)),
         "claimed_until": case((ahead, None), else_=bindparam("until", type_=T.c.claimed_until.type)),
     }, "dedupe_key").returning(T.c.id, T.c.status, T.c.attempts)
 
@@ -232,9 +233,9 @@ def renew_claim(db: DB, row: Claimed, hold: float, now: datetime | None = None) 
 @cache
 def _mark_sent(fenced: bool, then_due_head: bool = False) -> Executable:
     fence = [T.c.attempts == bindparam("attempt")] if fenced else []
-    stmt = (update(T).where(T.c.id == bindparam("oid"), T.c.status == OutboxStatus.SENDING, *fence)
-            .values(status=OutboxStatus.SENT, sent_at=bindparam("now"), signal_timestamp=bindparam("ts"),
-                    last_error=None))
+    stmt = (update(T).where(T.c.id == bindparam("oid"), T.c.status == constant(OutboxStatus.SENDING), *fence)
+            .values(status=constant(OutboxStatus.SENT), sent_at=bindparam("now"), signal_timestamp=bindparam("ts"),
+                    last_error=null()))
     if not then_due_head:
         return stmt
     # The recipient's next reply, if due, as a scalar subquery in RETURNING: the row being marked is left
@@ -242,10 +243,10 @@ def _mark_sent(fenced: bool, then_due_head: bool = False) -> Executable:
     other = T.alias("next")
     head = (select(other.c.id, other.c.status, other.c.next_attempt_at, other.c.claimed_until)
             .where(other.c.recipient == bindparam("to"), _unsent(other), other.c.id != bindparam("oid"))
-            .order_by(other.c.id).limit(1).subquery("head"))
+            .order_by(other.c.id).limit(constant(1)).subquery("head"))
     now = bindparam("now")
-    due = or_((head.c.status == OutboxStatus.PENDING) & (head.c.next_attempt_at <= now),
-              (head.c.status == OutboxStatus.SENDING) & (head.c.claimed_until < now))
+    due = or_((head.c.status == constant(OutboxStatus.PENDING)) & (head.c.next_attempt_at <= now),
+              (head.c.status == constant(OutboxStatus.SENDING)) & (head.c.claimed_until < now))
     return stmt.returning(select(head.c.id).where(due).scalar_subquery().label("due_head"))
 
 

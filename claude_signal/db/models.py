@@ -17,13 +17,13 @@ from sqlalchemy import (
     String,
     Text,
     false,
-    literal_column,
     text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from claude_signal.db.literals import constant
 from claude_signal.rules.states import (
     ApprovalStatus,
     InboxStatus,
@@ -184,7 +184,7 @@ def outbox_unsent(status: Any) -> Any:
     """``status`` is one of :data:`OUTBOX_UNSENT`, with the values written into the SQL as the partial index
     ``ix_outbox_unsent`` states them: a bound parameter would hide from the planner that the index applies
     (PostgreSQL's generic plans, SQLite always), and an expanding IN would be rendered on every execution."""
-    return status.in_([literal_column(f"'{value}'") for value in OUTBOX_UNSENT])
+    return status.in_([constant(value) for value in OUTBOX_UNSENT])
 
 
 class Outbox(Base):
