@@ -50,7 +50,8 @@ def tolerate_bad_frames() -> None:
     signalbot 2.x lets a frame that fails validation (signal-cli's ``{"error": …}`` frames among them)
     escape its producer, which then drops the socket and reconnects; frames the server had already written
     to the old socket are lost with it, and json-rpc mode keeps no copy. Any frame ``parse`` cannot read is
-    logged and skipped instead, through the skip path signalbot already has for unknown formats.
+    logged and skipped instead, through the skip path signalbot already has for unknown formats; so is
+    a frame that is not JSON at all, which signalbot skips without a word.
     """
     from signalbot import _pipeline
     from signalbot.messages.parser import UnknownMessageFormatError
@@ -62,7 +63,9 @@ def tolerate_bad_frames() -> None:
     async def parse(signal: Any, raw: str) -> Any:
         try:
             return await original(signal, raw)
-        except UnknownMessageFormatError:
+        except UnknownMessageFormatError as unknown:
+            if isinstance(unknown.__cause__, ValueError):  # signalbot skips it silently: not JSON at all
+                log.warning("skipped a frame that is not JSON: %.300r", raw)
             raise
         except Exception as error:  # noqa: BLE001 - one frame must never cost the socket
             log.warning("skipped a frame signalbot cannot read (%s: %.200s): %.300s", type(error).__name__,

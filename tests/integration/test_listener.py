@@ -160,11 +160,14 @@ def test_websocket_drop_loses_nothing(system: System) -> None:
 
 @pytest.mark.transport
 def test_error_frame_does_not_stop_the_listener(system: System) -> None:
+    """signal-cli's error frames and frames that are not JSON are skipped with a log line."""
     system.worker()
-    system.listener()
+    listener = system.listener()
     system.signal.error_frame()
+    system.signal.inject_raw("<html>502 Bad Gateway</html>")
     system.signal.direct(ALICE, "/hosts")
     system.wait_reply(lambda t: t.startswith("Hosts:"), timeout=30)
+    assert "skipped a frame that is not JSON: '<html>502 Bad Gateway</html>'" in listener.log()
 
 
 @pytest.mark.transport
