@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Executable, Row, String, bindparam, insert, select, update
 from sqlalchemy.orm import Session as DB
 
+from claude_signal.db.literals import one_of
 from claude_signal.db.models import Session, Transition, utcnow
 from claude_signal.rules import replies
 from claude_signal.rules.states import SessionStatus
@@ -126,30 +127,31 @@ def transition_many(
     if not session_ids:
         return []
     now = utcnow()
-    moved = list(db.connection().execute(_move_many(), {
+    dialect = db.get_bind().dialect.name
+    moved = list(db.connection().execute(_move_many(dialect), {
         "ids": list(session_ids), "source": source.value, "target": target.value, "now": now, "reason": reason}))
     if moved:
-        db.connection().execute(_audit_many(), {"ids": [row.id for row in moved], "source": source.value,
+        db.connection().execute(_audit_many(dialect), {"ids": [row.id for row in moved], "source": source.value,
                                                 "target": target.value, "reason": reason, "task": task_id,
                                                 "now": now})
     return moved
 
 
 @cache
-def _move_many() -> Executable:
+def _move_many(dialect: str) -> Executable:
     table = Session.__table__
     return (update(table)
-            .where(table.c.id.in_(bindparam("ids", expanding=True)), table.c.status == bindparam("source"))
+            .where(one_of(table.c.id, "ids", dialect), table.c.status == bindparam("source"))
             .values(status=bindparam("target"), version=table.c.version + 1, updated_at=bindparam("now"),
                     status_reason=bindparam("reason"))
             .returning(table.c.id, table.c.version, table.c.conversation, table.c.project_path))
 
 
 @cache
-def _audit_many() -> Executable:
+def _audit_many(dialect: str) -> Executable:
     """The audit rows of a set of sessions, written by the database from their ids (INSERT … SELECT)."""
     sessions, audit = Session.__table__, Transition.__table__
     rows = select(sessions.c.id, bindparam("source", type_=String), bindparam("target", type_=String),
                   bindparam("reason", type_=String), bindparam("task", type_=String),
-                  bindparam("now", type_=audit.c.at.type)).where(sessions.c.id.in_(bindparam("ids", expanding=True)))
+                  bindparam("now", type_=audit.c.at.type)).where(one_of(sessions.c.id, "ids", dialect))
     return insert(audit).from_select(["session_id", "from_status", "to_status", "reason", "task_id", "at"], rows)

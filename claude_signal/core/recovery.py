@@ -29,6 +29,7 @@ from claude_signal.core.send_lanes import RECOVERY, Lane, exclusive
 from claude_signal.core.unit_of_work import TaskContext
 from claude_signal.core.wakeups import wake_sender
 from claude_signal.db.clock import tx_now
+from claude_signal.db.literals import one_of
 from claude_signal.db.models import Approval, Outbox, Session, Turn, utcnow
 from claude_signal.host.process_groups import kill_recorded_group
 from claude_signal.rules import replies
@@ -67,7 +68,7 @@ def _lapsed(now):  # type: ignore[no-untyped-def]
 
 
 @cache
-def _statements() -> dict[str, Executable]:
+def _statements(dialect: str) -> dict[str, Executable]:
     """Built once per process: recovery runs them for batches of thousands."""
     turn, approval = Turn.__table__, Approval.__table__
     now = bindparam("now")
@@ -75,20 +76,20 @@ def _statements() -> dict[str, Executable]:
     def lapsed(t):  # type: ignore[no-untyped-def]
         return and_(t.c.status == TurnStatus.RUNNING, or_(t.c.lease_expires_at.is_(None), t.c.lease_expires_at < now))
 
-    ids = bindparam("ids", expanding=True)
     return {
         # SKIP LOCKED (PostgreSQL): recoveries that do meet take disjoint batches instead of deadlocking. The
         # batch is read first and updated by its ids: as a subquery of the UPDATE, a planner misled by stale
         # statistics (leases lapse all at once) ran it once per row of the table.
         "lapsed": select(turn.c.id).where(lapsed(turn)).order_by(turn.c.id).limit(bindparam("limit"))
         .with_for_update(skip_locked=True),
-        "interrupt": update(turn).where(turn.c.id.in_(ids), lapsed(turn))
+        "interrupt": update(turn).where(one_of(turn.c.id, "ids", dialect), lapsed(turn))
         .values(status=TurnStatus.INTERRUPTED, finished_at=bindparam("finished"), lease_expires_at=None,
                 result_summary="interrupted: the worker running it stopped")
         .returning(turn.c.id, turn.c.session_id, turn.c.prompt),
-        "approvals": update(approval).where(approval.c.turn_id.in_(ids), approval.c.status == ApprovalStatus.PENDING)
+        "approvals": update(approval)
+        .where(one_of(approval.c.turn_id, "ids", dialect), approval.c.status == ApprovalStatus.PENDING)
         .values(status=ApprovalStatus.CANCELLED, reason="turn interrupted", decided_at=bindparam("finished")),
-        "drop": update(turn).where(turn.c.session_id.in_(ids), turn.c.status == TurnStatus.QUEUED)
+        "drop": update(turn).where(one_of(turn.c.session_id, "ids", dialect), turn.c.status == TurnStatus.QUEUED)
         .values(status=TurnStatus.CANCELLED, finished_at=bindparam("finished"),
                 result_summary="not run: the turn before it was interrupted")
         .returning(turn.c.session_id),
@@ -100,7 +101,7 @@ def interrupt_lapsed_turns(db: DB, *, task_id: str | None, limit: int = BATCH) -
     set operations: the turns, their open questions, their sessions (with the audit rows) and the turns
     queued behind them. Every step is guarded, so a turn renewed meanwhile or taken by another recovery is
     left alone."""
-    statements = _statements()
+    statements = _statements(db.get_bind().dialect.name)
     finished = utcnow()
     conn = db.connection()
     now = tx_now(db)  # the notices written in this transaction use it too
