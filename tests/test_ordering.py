@@ -19,6 +19,7 @@ from claude_signal.db.engine import unit_of_work
 from claude_signal.db.models import Inbox, Session, Turn
 from claude_signal.rules.states import InboxStatus, SessionStatus
 from claude_signal.wire.inbound import COMMAND_TASK, InboundMessage
+from claude_signal.wire.queues import SESSION_PROMPT
 from tests.harness import RedisServer, statements_run
 from tests.test_handling import ME, handle, replies_to, run_host_step, start_session
 from tests.test_handling import msg as _msg
@@ -200,15 +201,23 @@ def test_the_predecessor_is_read_by_the_statement_that_records_the_message(engin
                                                                           project_root: Path) -> None:
     """Almost every message names the one before it: the insert that records it brings back that one's
     state too, so the check costs no statement of its own (a waiting message woken later, whose row exists,
-    asks apart: see the test above)."""
-    start_session(engine, settings, project_root / "shop")
+    asks apart: see the test above). On PostgreSQL the same statement reads the conversation's session,
+    which nearly every message needs: the insert is a CTE of that read."""
+    sid = start_session(engine, settings, project_root / "shop")
     first, second = msg("/status"), msg("/status")
     handle(engine, settings, first)
     with statements_run(engine) as statements:
         handle(engine, settings, second)
         asks = [s for s in statements if s.startswith("SELECT inbox.status, inbox.received_at")]
-        assert asks == [] and replies_to(engine, second)
-        assert any(s.startswith("INSERT INTO inbox") and "before" in s for s in statements)
+        (text,) = replies_to(engine, second)
+        assert asks == [] and f"Session {sid[:8]}: active" in text
+        (recording,) = [s for s in statements if "INSERT INTO inbox" in s]
+        assert "before" in recording
+        session_reads = [s for s in statements if s.startswith("SELECT") and "FROM session JOIN conversation" in s]
+        if engine.dialect.name == "postgresql":
+            assert session_reads == [] and "LEFT OUTER JOIN session" in recording
+        else:
+            assert len(session_reads) == 1
         assert not [s for s in statements if s.startswith("UPDATE inbox")]  # written HANDLED by its insert
     with unit_of_work(engine) as db:
         assert db.get(Inbox, second.key).status == InboxStatus.HANDLED
@@ -255,3 +264,26 @@ def test_the_mark_of_a_posted_reply_tells_whether_anyone_waits(engine: Engine, s
         assert not [s for s in statements if s.startswith("SELECT inbox.payload")]
     finally:
         signal.stop()
+
+
+def test_what_the_recording_statement_read_of_the_session_is_what_the_commands_see(
+        engine: Engine, settings: Settings, project_root: Path) -> None:
+    """Chained messages (the recording statement reads the session on PostgreSQL): with no session yet,
+    after a start, after a stop, and for a copy of a message already handled (its insert adds no row, so
+    nothing rides on it)."""
+    first = msg("/status")
+    handle(engine, settings, first)
+    assert "no current session" in replies_to(engine, first)[0].lower()
+    sid = start_session(engine, settings, project_root / "shop")
+    status = msg("/status")
+    handle(engine, settings, status)
+    assert f"Session {sid[:8]}: active" in replies_to(engine, status)[0]
+    prompt = msg("what changed?")
+    assert any(w.task == SESSION_PROMPT for w in handle(engine, settings, prompt))
+    stop = msg("/session stop")
+    handle(engine, settings, stop)
+    after_stop = msg("/status")
+    handle(engine, settings, after_stop)
+    assert f"Session {sid[:8]}: terminated" in replies_to(engine, after_stop)[0]
+    assert handle(engine, settings, after_stop) is not None  # a copy: answered already, nothing read twice
+    assert len(replies_to(engine, after_stop)) == 1

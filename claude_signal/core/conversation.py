@@ -78,20 +78,60 @@ def current_session(db: DB, conversation: str, *, with_turn_state: bool = False)
     known: dict[str, Session | None] = db.info.setdefault(_CURRENT, {})
     if conversation not in known:
         row = db.execute(_current_session(with_turn_state), {"c": conversation}).one_or_none()
-        known[conversation] = row[0] if row is not None else None
-        if row is not None:  # learnt on the way, so a command need not ask to let a picture go
-            captions.note_holds_picture(db, row[0].id, row[1])
-            if with_turn_state:
-                db.info.setdefault(_TURN_STATES, {})[row[0].id] = TurnState(*row[2:])
+        _remember(db, conversation, row, with_turn_state)
     return known[conversation]
+
+
+def _remember(db: DB, conversation: str, row: Any, with_turn_state: bool) -> None:
+    """Keep for this transaction a row of :func:`_session_columns` (None: no current session)."""
+    session = row[0] if row is not None else None
+    db.info.setdefault(_CURRENT, {})[conversation] = session
+    if session is not None:  # learnt on the way, so a command need not ask to let a picture go
+        captions.note_holds_picture(db, session.id, row[1])
+        if with_turn_state:
+            db.info.setdefault(_TURN_STATES, {})[session.id] = TurnState(*row[2:6])
+
+
+@dataclass(frozen=True)
+class SessionReading:
+    """:func:`current_session` read by the statement that records the message (:class:`inbox.Reading`):
+    nearly every message needs its conversation's session, and on PostgreSQL that spares a round trip."""
+
+    conversation: str
+    with_turn_state: bool = False
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"c": self.conversation}
+
+    def around(self, recording: Executable) -> Executable:
+        return _recording_with_session(recording, self.with_turn_state)
+
+    def take(self, db: DB, row: Any) -> None:
+        _remember(db, self.conversation, row[3:] if row[3] is not None else None, self.with_turn_state)
+
+
+@cache
+def _recording_with_session(recording: Executable, with_turn_state: bool) -> Executable:
+    added = recording.cte("added")  # type: ignore[attr-defined]
+    return (select(added.c.received_at, added.c.before_status, added.c.before_received_at,
+                   *_session_columns(with_turn_state))
+            .select_from(added)
+            .outerjoin(Conversation, Conversation.id == bindparam("c"))
+            .outerjoin(Session, Session.id == Conversation.current_session_id))
 
 
 @cache
 def _current_session(with_turn_state: bool) -> Executable:  # built once: most messages ask
-    extra = _turn_state_columns(Session.id) if with_turn_state else ()
-    return (select(Session, captions.holds_picture(Session.id), *extra)
+    return (select(*_session_columns(with_turn_state))
             .join(Conversation, Conversation.current_session_id == Session.id)
             .where(Conversation.id == bindparam("c")))
+
+
+def _session_columns(with_turn_state: bool) -> tuple[Any, ...]:
+    """The session, whether a picture of it waits, and (for ``/status``) its :class:`TurnState`."""
+    extra = _turn_state_columns(Session.id) if with_turn_state else ()
+    return (Session, captions.holds_picture(Session.id), *extra)
 
 
 class TurnState(NamedTuple):

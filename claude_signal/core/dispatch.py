@@ -13,7 +13,7 @@ import logging
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.core import ordering, outbox
-from claude_signal.core.conversation import Context, NotYet, Reply, current_session, reply
+from claude_signal.core.conversation import Context, NotYet, Reply, SessionReading, current_session, reply
 from claude_signal.core.inbox import is_authorized, leave_for_host, mark_handled, record
 from claude_signal.core.lifecycle import InvalidTransition
 from claude_signal.core.session_commands import hosts, list_sessions, prompt, resume, start, status, stop
@@ -72,7 +72,8 @@ def handle(db: DB, msg: InboundMessage, ctx: Context) -> Wakeups:
     wakeups = pending(db)
     command = c.parse(msg.text)
     row = record(db, msg, with_predecessor=ctx.keep_order and msg.kind != "reaction",
-                 handled_here=not _may_be_finished_elsewhere(msg, command))
+                 handled_here=not _may_be_finished_elsewhere(msg, command),
+                 reading=SessionReading(msg.conversation, isinstance(command, c.Status)))
     if row.status == InboxStatus.HANDLED:
         for outbox_id in outbox.unsent_for_inbox(db, msg.key):
             wake_sender(db, outbox_id)

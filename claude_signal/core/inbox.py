@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Executable, bindparam, select, update
 from sqlalchemy.orm import Session as DB
@@ -42,8 +42,22 @@ class Recorded(NamedTuple):
     received_at: datetime
 
 
-def record(db: DB, msg: InboundMessage, *, with_predecessor: bool = False, handled_here: bool = False
-           ) -> Recorded:
+class Reading(Protocol):
+    """Something else to read in the statement that records the message (on PostgreSQL, where an INSERT can
+    be a CTE of a SELECT): one round trip instead of two."""
+
+    params: dict[str, Any]
+
+    def around(self, recording: Executable) -> Executable:
+        """The statement: ``recording`` (the INSERT … RETURNING of :func:`record`) as a CTE named ``added``,
+        its three columns first, then what this reads; no row when the message was known."""
+
+    def take(self, db: DB, row: Any) -> None:
+        """Keep what the statement read, for this transaction."""
+
+
+def record(db: DB, msg: InboundMessage, *, with_predecessor: bool = False, handled_here: bool = False,
+           reading: Reading | None = None) -> Recorded:
     """Insert the message unless its key is known; returns the row's ``status`` and ``received_at`` (new, or
     as the earlier delivery left them), the row locked until this transaction ends, so two copies handled at
     once take turns: the second finds the first's work done (PostgreSQL; SQLite runs one writer at a time).
@@ -51,7 +65,8 @@ def record(db: DB, msg: InboundMessage, *, with_predecessor: bool = False, handl
     ``with_predecessor``: the same statement reads the state of ``msg.after`` (the ordering check needs it,
     and almost every message has one) for :func:`predecessor_as_recorded`; not when the key was known.
     ``handled_here``: the caller knows this transaction ends with the message HANDLED (or
-    rolls back), so a new row is written HANDLED at once and :func:`mark_handled` costs no statement."""
+    rolls back), so a new row is written HANDLED at once and :func:`mark_handled` costs no statement.
+    ``reading``: read more in the same statement (PostgreSQL, with the predecessor; see :class:`Reading`)."""
     now = utcnow()
     values = {"key": msg.key, "sender": msg.sender, "conversation": msg.conversation, "text": msg.text,
               "kind": msg.kind, "payload": msg.model_dump(mode="json"),
@@ -59,8 +74,15 @@ def record(db: DB, msg: InboundMessage, *, with_predecessor: bool = False, handl
               "handled_at": now if handled_here else None}
     if with_predecessor and msg.after:
         db.flush()
-        added = db.connection().execute(_record_with_predecessor(db.get_bind().dialect.name), {
-            **{f"v_{name}": value for name, value in values.items()}, "after": msg.after}).first()
+        dialect = db.get_bind().dialect.name
+        recording = _record_with_predecessor(dialect)
+        params = {**{f"v_{name}": value for name, value in values.items()}, "after": msg.after}
+        if reading is not None and dialect == "postgresql":
+            added = db.execute(reading.around(recording), {**params, **reading.params}).first()
+            if added is not None:
+                reading.take(db, added)
+        else:
+            added = db.connection().execute(recording, params).first()
         if added is not None:
             db.info.setdefault(_PREDECESSORS, {})[msg.key] = Predecessor(added.before_status,
                                                                         added.before_received_at)
