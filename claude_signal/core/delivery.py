@@ -157,7 +157,7 @@ def claim_here(db: DB, settings: Settings) -> list[outbox.Claimed]:
     recipient); the others keep their ``outbox.send``."""
     if not _sends_here(settings):
         return []
-    mine: list[outbox.Claimed] = list(outbox.take_claimed_at_insert(db))  # written claimed, as offer_here asked
+    mine = outbox.take_claimed_at_insert(db)  # written claimed, as offer_here asked
     wakeups = pending(db)
     for wakeup in list(wakeups):
         if wakeup.task != OUTBOX_SEND:

@@ -100,9 +100,13 @@ def anyone_waiting_for(key: str) -> tuple[ColumnElement[bool], dict[str, Any]]:
 
 @cache
 def _anyone_waiting() -> ColumnElement[bool]:
+    return exists().where(*_waiting_for(bindparam("waiting_for"))).label("anyone_waiting")
+
+
+def _waiting_for(key: Any) -> tuple[ColumnElement[bool], ...]:
+    """The inbox rows recorded as waiting for the message ``key`` (a bound parameter)."""
     table = Inbox.__table__
-    return exists().where(table.c.status == constant(InboxStatus.RECEIVED),
-                          table.c.payload["after"].as_string() == bindparam("waiting_for")).label("anyone_waiting")
+    return table.c.status == constant(InboxStatus.RECEIVED), table.c.payload["after"].as_string() == key
 
 
 @cache
@@ -116,8 +120,7 @@ def _successor_queries() -> tuple[Executable, Executable]:
     """Built once (every message runs them): a message's status, and the messages waiting for it."""
     table = Inbox.__table__
     status = select(table.c.status).where(table.c.key == bindparam("k"))
-    waiting = select(table.c.payload).where(table.c.status == InboxStatus.RECEIVED,
-                                            table.c.payload["after"].as_string() == bindparam("k"))
+    waiting = select(table.c.payload).where(*_waiting_for(bindparam("k")))
     return status, waiting
 
 

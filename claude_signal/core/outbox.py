@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import ColumnElement, Executable, bindparam, case, exists, null, or_, select, update
+from sqlalchemy import ColumnElement, Executable, Select, bindparam, case, exists, null, or_, select, update
 from sqlalchemy.orm import Session as DB
 
 from claude_signal.db.clock import tx_now
@@ -127,7 +127,7 @@ class ClaimedAtInsert:
     signal_timestamp: int | None = None
 
 
-def take_claimed_at_insert(db: DB) -> list[ClaimedAtInsert]:
+def take_claimed_at_insert(db: DB) -> list[Claimed]:
     """The replies this transaction wrote claimed (see :func:`enqueue`), oldest first; each only once."""
     return list(db.info.pop(_CLAIMED_AT_INSERT, {}).values())
 
@@ -182,9 +182,7 @@ def _take(where: str, orm: bool) -> Executable:
     elif where == "head":
         head = (select(other.c.id).where(other.c.recipient == bindparam("to"), _unsent(other))
                 .order_by(other.c.id).limit(1).scalar_subquery())
-        due = or_((T.c.status == OutboxStatus.PENDING) & (T.c.next_attempt_at <= now),
-                  (T.c.status == OutboxStatus.SENDING) & (T.c.claimed_until < now))
-        guard = [T.c.id == head, due]
+        guard = [T.c.id == head, _due(T.c, now)]
     else:
         ahead = exists().where(other.c.recipient == T.c.recipient, other.c.id < T.c.id, _unsent(other))
         guard = [T.c.id == bindparam("oid"), T.c.status == OutboxStatus.PENDING, T.c.next_attempt_at <= now, ~ahead]
@@ -240,14 +238,25 @@ def _mark_sent(fenced: bool, then_due_head: bool = False) -> Executable:
         return stmt
     # The recipient's next reply, if due, as a scalar subquery in RETURNING: the row being marked is left
     # out by id, so it does not matter whether the subquery sees it before or after the change.
+    return stmt.returning(_due_head_of(bindparam("to"), besides=bindparam("oid")).scalar_subquery()
+                          .label("due_head"))
+
+
+def _due_head_of(recipient: Any, *, besides: Any = None) -> Select[Any]:
+    """The id of the recipient's oldest unsent reply (other than ``besides``), if it may be sent now."""
     other = T.alias("next")
     head = (select(other.c.id, other.c.status, other.c.next_attempt_at, other.c.claimed_until)
-            .where(other.c.recipient == bindparam("to"), _unsent(other), other.c.id != bindparam("oid"))
+            .where(other.c.recipient == recipient, _unsent(other),
+                   *([other.c.id != besides] if besides is not None else []))
             .order_by(other.c.id).limit(constant(1)).subquery("head"))
-    now = bindparam("now")
-    due = or_((head.c.status == constant(OutboxStatus.PENDING)) & (head.c.next_attempt_at <= now),
-              (head.c.status == constant(OutboxStatus.SENDING)) & (head.c.claimed_until < now))
-    return stmt.returning(select(head.c.id).where(due).scalar_subquery().label("due_head"))
+    return select(head.c.id).where(_due(head.c, bindparam("now")))
+
+
+def _due(row: Any, now: Any) -> ColumnElement[bool]:
+    """A reply that may be sent at ``now``: pending and out of its backoff, or held by a sender whose claim
+    lapsed (``row``: the columns of an outbox row, or of a subquery that has them)."""
+    return or_((row.status == constant(OutboxStatus.PENDING)) & (row.next_attempt_at <= now),
+               (row.status == constant(OutboxStatus.SENDING)) & (row.claimed_until < now))
 
 
 def mark_sent(db: DB, outbox_id: int, signal_timestamp: int | None, attempt: int | None = None) -> None:
@@ -347,23 +356,14 @@ def claim_next_for(db: DB, recipient: str, now: datetime | None = None, hold: fl
 
 
 @cache
-def _head() -> Executable:
-    return (select(T.c.id, T.c.status, T.c.next_attempt_at, T.c.claimed_until)
-            .where(T.c.recipient == bindparam("recipient"), _unsent(T)).order_by(T.c.id).limit(1))
+def _due_head() -> Executable:
+    return _due_head_of(bindparam("recipient"))
 
 
 def due_head(db: DB, recipient: str, now: datetime | None = None) -> int | None:
     """The oldest unsent reply to ``recipient`` if it may be sent now: pending and out of its backoff, or
     held by a sender whose claim has lapsed. A sender leaving the lane looks once more with this."""
-    now = now or tx_now(db)
-    head = db.connection().execute(_head(), {"recipient": recipient}).first()
-    if head is None:
-        return None
-    if head.status == OutboxStatus.PENDING:
-        due = head.next_attempt_at <= now
-    else:
-        due = head.claimed_until is not None and head.claimed_until < now
-    return int(head.id) if due else None
+    return db.connection().execute(_due_head(), {"recipient": recipient, "now": now or tx_now(db)}).scalar()
 
 
 def mark_parts_sent(db: DB, outbox_id: int, parts_sent: int, signal_timestamp: int | None,

@@ -176,8 +176,8 @@ class Inbox(Base):
 
 
 OUTBOX_UNSENT = (OutboxStatus.PENDING, OutboxStatus.SENDING)
-UNSENT_SQL = f"status IN ({', '.join(repr(str(value)) for value in OUTBOX_UNSENT)})"
-_UNSENT_WHERE = text(UNSENT_SQL)
+_UNSENT_SQL = f"status IN ({', '.join(repr(str(value)) for value in OUTBOX_UNSENT)})"
+_UNSENT_WHERE = text(_UNSENT_SQL)
 
 
 def outbox_unsent(status: Any) -> Any:
